@@ -1,0 +1,133 @@
+# corral - reverse-proxy HTTP gateway.
+#
+#   make            build build/corral
+#   make run        install deps if missing, build, run the demo (conf/corral.yaml)
+#   make test       install deps if missing, build, run unit + integration tests
+#   make SANITIZE=address test    the same under ASan+UBSan with libc malloc
+#   make V=1        print full command lines
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   := build
+
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith
+CPPFLAGS += -I. -D_GNU_SOURCE
+LLHTTP_SRC_DIR ?= /usr/share/llhttp
+LLHTTP_INC_DIR ?= /usr/share/include/llhttp
+CPPFLAGS += -I$(LLHTTP_INC_DIR)
+
+MALLOC ?= jemalloc
+ifeq ($(SANITIZE),address)
+  MALLOC   := libc      # ASan must own malloc; jemalloc would hide bugs
+  CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+  LDFLAGS  += -fsanitize=address,undefined
+endif
+
+PKGS    := libevent yaml-0.1
+ifeq ($(MALLOC),jemalloc)
+  PKGS  += jemalloc
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+ifeq ($(V),1)
+  Q :=
+else
+  Q := @
+endif
+
+# Debian packages the build, the tests and the demo need.
+DEB_PKGS := gcc make pkg-config libevent-dev libyaml-dev libjemalloc-dev \
+            libcmocka-dev node-llhttp curl python3 iproute2 procps
+
+CONF_SRC    := $(wildcard conf/*.c)
+GW_SRC      := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+SHM_SRC     := $(wildcard shm/*.c)
+LLHTTP_SRC  := api.c http.c llhttp.c
+
+CONF_OBJ    := $(CONF_SRC:%.c=$(BUILD)/%.o)
+GW_OBJ      := $(GW_SRC:%.c=$(BUILD)/%.o)
+SHM_OBJ     := $(SHM_SRC:%.c=$(BUILD)/%.o)
+LLHTTP_OBJ  := $(LLHTTP_SRC:%.c=$(BUILD)/llhttp/%.o)
+LIB_OBJ     := $(CONF_OBJ) $(GW_OBJ) $(SHM_OBJ) $(LLHTTP_OBJ)
+
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+# Objects depend on the flags they were built with, so switching SANITIZE
+# rebuilds everything instead of mixing instrumented and plain objects.
+FLAGS_FILE  := $(BUILD)/.flags
+FLAGS_NOW   := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(MALLOC)
+
+.PHONY: all deps run test test-unit test-integration bench install clean FORCE
+
+all: $(BUILD)/corral
+
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+# llhttp's generated C is not ours: compile it with its own warnings.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    llhttp/$(notdir $<)")
+	$(Q)$(CC) $(CFLAGS) -w -I$(LLHTTP_INC_DIR) -c -o $@ $<
+
+$(BUILD)/corral: $(BUILD)/gateway/main.o $(LIB_OBJ)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) $(WARN) -Wno-missing-prototypes $(CPPFLAGS) $(PKG_CFLAGS) \
+	    -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+run: deps
+	$(MAKE) all
+	./packaging/demo.sh conf/corral.yaml
+
+test: deps
+	$(MAKE) all $(UNIT_BIN)
+	$(MAKE) test-unit test-integration
+
+test-unit: $(UNIT_BIN)
+	@tests/unit/run.sh $(UNIT_BIN)
+
+test-integration: $(BUILD)/corral
+	@CORRAL=$(abspath $(BUILD)/corral) tests/integration/run.sh
+
+bench: all
+	bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/corral
+	install -m 0755 $(BUILD)/corral $(DESTDIR)$(PREFIX)/sbin/corral
+	install -m 0644 conf/corral.yaml $(DESTDIR)/etc/corral/corral.yaml
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

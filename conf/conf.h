@@ -1,0 +1,207 @@
+/*
+ * conf.h - the configuration tree of one corral instance.
+ *
+ * cr_conf_load() turns a YAML file into an immutable struct cr_conf; every
+ * string and array in the tree is owned by the tree and released by
+ * cr_conf_free(). Nothing here touches sockets or libevent: the master loads
+ * and checks a file, then workers read the tree they inherited by fork().
+ *
+ * Every value keeps the mark (line, column) it came from, so checks made
+ * after parsing (unknown upstream, duplicate names) still point into the
+ * file. Errors are collected, never printed: the caller decides where they
+ * go (stderr for `corral -t`, the log on reload).
+ */
+#ifndef CR_CONF_H
+#define CR_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <regex.h>
+#include <sys/socket.h>
+
+#include "common.h"
+
+/* Defaults, also documented in conf/corral.yaml. */
+#define CR_CONF_DEFAULT_NAME             "default"
+#define CR_CONF_DEFAULT_BACKLOG          4096
+#define CR_CONF_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
+#define CR_CONF_DEFAULT_MAX_HEADERS      100
+#define CR_CONF_DEFAULT_MAX_URI_BYTES    (8 * 1024)
+#define CR_CONF_DEFAULT_MAX_BODY_BYTES   (100ULL * 1024 * 1024)
+#define CR_CONF_DEFAULT_MAX_CONNECTIONS  10000
+#define CR_CONF_DEFAULT_HEADER_TIMEOUT   10000      /* ms */
+#define CR_CONF_DEFAULT_IDLE_TIMEOUT     60000      /* ms */
+#define CR_CONF_DEFAULT_SEND_TIMEOUT     60000      /* ms */
+#define CR_CONF_DEFAULT_DRAIN_TIMEOUT    30000      /* ms */
+#define CR_CONF_DEFAULT_KEEPALIVE        32
+#define CR_CONF_DEFAULT_CONNECT_TIMEOUT  5000       /* ms */
+#define CR_CONF_DEFAULT_READ_TIMEOUT     60000      /* ms */
+#define CR_CONF_DEFAULT_RETRIES          1
+#define CR_CONF_DEFAULT_FAIL_TIMEOUT     10000      /* ms */
+#define CR_CONF_DEFAULT_MAX_FAILS        1
+
+/* A socket address as written ("127.0.0.1:8080", "[::1]:8080"). */
+struct cr_conf_addr {
+    char                    *text;      /* as written, for logs */
+    struct sockaddr_storage  ss;
+    socklen_t                len;
+};
+
+struct cr_conf_listen {
+    struct cr_conf_addr      addr;
+    int                      backlog;   /* listen(2) backlog */
+    struct cr_mark           mark;
+};
+
+struct cr_conf_limits {
+    uint64_t    max_header_bytes;   /* request line + headers; 431 past it */
+    unsigned    max_headers;        /* header count; 431 past it */
+    uint64_t    max_uri_bytes;      /* request target; 414 past it */
+    uint64_t    max_body_bytes;     /* request body; 413 past it; 0 = none */
+    unsigned    max_connections;    /* client connections per worker */
+    uint64_t    header_timeout_ms;  /* first byte to end of head; 408 */
+    uint64_t    idle_timeout_ms;    /* keep-alive wait between requests */
+    uint64_t    send_timeout_ms;    /* client not reading our response */
+};
+
+struct cr_conf_server {
+    struct cr_conf_addr      addr;
+    unsigned                 weight;    /* >= 1, default 1 */
+    struct cr_mark           mark;
+};
+
+enum cr_balance {
+    CR_BALANCE_ROUND_ROBIN = 0,         /* smooth weighted round robin */
+    CR_BALANCE_LEAST_CONN
+};
+
+struct cr_conf_upstream {
+    char                    *name;
+    enum cr_balance          balance;
+    unsigned                 keepalive;         /* idle conns kept per worker */
+    uint64_t                 connect_timeout_ms;
+    uint64_t                 read_timeout_ms;   /* between upstream reads; 504 */
+    unsigned                 retries;           /* extra tries on other servers */
+    unsigned                 max_fails;         /* failures before a server is down */
+    uint64_t                 fail_timeout_ms;   /* how long it then stays down */
+    struct cr_conf_server   *servers;
+    size_t                   nservers;          /* >= 1 */
+    struct cr_mark           mark;
+};
+
+/* One "name: value" pair; name and value are NUL-terminated. */
+struct cr_conf_header {
+    char                    *name;
+    char                    *value;
+};
+
+/* request_headers / response_headers of a route. */
+struct cr_conf_header_rules {
+    struct cr_conf_header   *set;       /* replace (or add) these */
+    size_t                   nset;
+    char                   **remove;    /* drop these, case-insensitive */
+    size_t                   nremove;
+};
+
+enum cr_route_action {
+    CR_ROUTE_UPSTREAM = 0,
+    CR_ROUTE_RESPOND,
+    CR_ROUTE_REDIRECT
+};
+
+/* Method bits for cr_conf_route.methods. */
+enum {
+    CR_METHOD_GET     = 1u << 0,
+    CR_METHOD_HEAD    = 1u << 1,
+    CR_METHOD_POST    = 1u << 2,
+    CR_METHOD_PUT     = 1u << 3,
+    CR_METHOD_DELETE  = 1u << 4,
+    CR_METHOD_PATCH   = 1u << 5,
+    CR_METHOD_OPTIONS = 1u << 6,
+    CR_METHOD_TRACE   = 1u << 7,
+    CR_METHOD_CONNECT = 1u << 8,
+    CR_METHOD_OTHER   = 1u << 9     /* any method not listed above */
+};
+
+struct cr_conf_route {
+    char                    *name;          /* "route-N" (1-based) if unnamed */
+
+    /* match: every field given must match; NULL / 0 means "any" */
+    char                    *host;          /* exact, or "*.suffix"; lower case */
+    char                    *path;          /* exact path (no query) */
+    char                    *path_prefix;
+    char                    *path_regex;    /* POSIX extended, as written */
+    regex_t                  regex;         /* compiled if path_regex != NULL */
+    unsigned                 methods;       /* CR_METHOD_* bits; 0 = any */
+
+    /* action */
+    enum cr_route_action     action;
+    char                    *upstream_name; /* CR_ROUTE_UPSTREAM */
+    size_t                   upstream;      /* index into cr_conf.upstreams */
+    int                      status;        /* RESPOND: 200 default; REDIRECT: 302 */
+    char                    *body;          /* RESPOND: may be NULL */
+    size_t                   body_len;
+    struct cr_conf_header   *respond_headers;   /* RESPOND: extra headers */
+    size_t                   nrespond_headers;
+    char                    *location;      /* REDIRECT */
+
+    /* options */
+    char                    *strip_prefix;  /* removed from the path upstream */
+    struct cr_conf_header_rules request_headers;
+    struct cr_conf_header_rules response_headers;
+
+    struct cr_mark           mark;
+};
+
+struct cr_conf {
+    char                    *path;          /* file it was loaded from */
+    char                    *name;          /* instance name */
+    unsigned                 workers;       /* 0 = auto (online CPUs) */
+    uint64_t                 drain_timeout_ms;  /* graceful stop / reload */
+    struct cr_conf_listen   *listen;
+    size_t                   nlisten;       /* >= 1 */
+    struct cr_conf_limits    limits;
+    struct cr_conf_upstream *upstreams;
+    size_t                   nupstreams;
+    struct cr_conf_route    *routes;
+    size_t                   nroutes;
+    uint64_t                 hash;          /* FNV-1a of the file's bytes */
+};
+
+/* Every error of one load, each "file:line:col: message". */
+struct cr_conf_errs {
+    char                   **msgs;
+    size_t                   n;
+};
+
+/*
+ * Load and check <path>. Returns the tree, or NULL with every problem found
+ * appended to <errs> (which the caller frees with cr_conf_errs_free()). A
+ * file that cannot be opened yields one error "path: strerror".
+ */
+struct cr_conf *cr_conf_load(const char *path, struct cr_conf_errs *errs);
+
+/* Same, from a buffer; <name> stands for the file name in messages. */
+struct cr_conf *cr_conf_load_buf(const char *name, const char *buf, size_t len,
+                                 struct cr_conf_errs *errs);
+
+void cr_conf_free(struct cr_conf *conf);
+void cr_conf_errs_free(struct cr_conf_errs *errs);
+
+/*
+ * "250ms", "1s", "2m", "1h" (and a bare number of seconds) to milliseconds.
+ * Returns CR_OK or CR_ERR (garbage, negative, overflow).
+ */
+int cr_conf_parse_duration(const char *s, uint64_t *ms);
+
+/* "512", "16k", "10m", "1g" (powers of 1024, case-insensitive) to bytes. */
+int cr_conf_parse_size(const char *s, uint64_t *bytes);
+
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:80" (numeric hosts only
+ * besides "localhost") into <out>. Returns CR_OK or CR_ERR. */
+int cr_conf_parse_addr(const char *s, struct cr_conf_addr *out);
+
+/* The CR_METHOD_* bit of a method name ("GET"), CR_METHOD_OTHER if unknown. */
+unsigned cr_conf_method_bit(const char *name, size_t len);
+
+#endif /* CR_CONF_H */

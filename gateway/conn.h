@@ -1,0 +1,107 @@
+/*
+ * conn.h - client (downstream) connections.
+ *
+ * Owns struct cr_conn, its bufferevent, its request parser and timers. The
+ * listener hands an accepted fd to cr_conn_accept(); only the conn module
+ * frees a conn. The upstream side of a request lives in proxy.c.
+ */
+#ifndef CR_CONN_H
+#define CR_CONN_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "http.h"
+
+struct bufferevent;
+struct event;
+struct cr_worker;
+struct cr_proxy;
+
+/* Where a client connection is in its request/response cycle. */
+enum cr_conn_state {
+    CR_CONN_S_IDLE = 0,     /* waiting for the first byte of a request */
+    CR_CONN_S_HEAD,         /* reading a request head (header timeout runs) */
+    CR_CONN_S_UPSTREAM,     /* head parsed; proxy is getting an upstream */
+    CR_CONN_S_BODY,         /* streaming the request body upstream */
+    CR_CONN_S_REQ_DONE,     /* request read; waiting for the response end */
+    CR_CONN_S_CLOSING       /* last bytes flushing, then close */
+};
+
+#define CR_CONN_F_CLOSE         0x0001u /* close once this response is out */
+#define CR_CONN_F_READ_PAUSED   0x0002u /* upstream full: not reading body */
+#define CR_CONN_F_LINGER        0x0004u /* write side shut; draining input */
+#define CR_CONN_F_DEAD          0x0008u /* closed inside pump; free on exit */
+#define CR_CONN_F_IN_PUMP       0x0010u /* cr_conn_pump() is on the stack */
+#define CR_CONN_F_PUMP_AGAIN    0x0020u /* pump requested while in pump */
+#define CR_CONN_F_PEER_EOF      0x0040u /* client half-closed */
+
+enum cr_conn_timer {
+    CR_CONN_T_NONE = 0,
+    CR_CONN_T_IDLE,         /* idle_timeout: close quietly */
+    CR_CONN_T_HEAD,         /* header_timeout: 408 */
+    CR_CONN_T_LINGER        /* lingering close gave up */
+};
+
+struct cr_conn {
+    TAILQ_ENTRY(cr_conn)     link;      /* in w->conns */
+    struct cr_worker        *w;
+    struct bufferevent      *bev;
+    struct event            *timer;
+    enum cr_conn_timer       timer_kind;
+    uint64_t                 id;
+    enum cr_conn_state       state;
+    unsigned                 flags;     /* CR_CONN_F_* */
+    char                     peer[INET6_ADDRSTRLEN];
+    struct cr_http_limits    limits;
+    struct cr_http_parser    req;       /* the client's requests */
+    struct cr_proxy         *proxy;     /* upstream exchange in progress */
+    unsigned                 nreqs;     /* requests seen on this conn */
+};
+
+/*
+ * Take ownership of accepted socket <fd> from <sa>: make it a connection of
+ * <w>. On failure the fd is closed and the failure counted; never aborts.
+ */
+void cr_conn_accept(struct cr_worker *w, int fd, const struct sockaddr *sa,
+                    socklen_t salen);
+
+/*
+ * Graceful stop: close idle connections now; the others close after the
+ * response in progress (with "Connection: close").
+ */
+void cr_conn_drain_all(struct cr_worker *w);
+
+/* Fast stop: close every connection now. */
+void cr_conn_close_all(struct cr_worker *w);
+
+/*
+ * Parse what the client has sent, as far as the state allows: heads are
+ * routed, body bytes go to the proxy. Safe to call from any callback; a
+ * call made while pumping is folded into the running one. May close <c>.
+ */
+void cr_conn_pump(struct cr_conn *c);
+
+/*
+ * The proxy is done with the request (it freed itself and cleared
+ * c->proxy): go on with the next request or close, as flags say.
+ * <close> asks for the connection to be closed after the response.
+ */
+void cr_conn_response_done(struct cr_conn *c, int close);
+
+/*
+ * Answer the current request with an error <status> made by corral, unless
+ * a response head already went out, in which case the connection is cut.
+ * Any proxy exchange must already be gone.
+ */
+void cr_conn_error(struct cr_conn *c, int status, const char *why);
+
+/* Close now (deferred to the end of the pump if one is running). */
+void cr_conn_close(struct cr_conn *c, const char *why);
+
+/* Is the client's output over the high watermark (stop feeding it)? */
+int cr_conn_output_full(const struct cr_conn *c);
+
+#endif /* CR_CONN_H */

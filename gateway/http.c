@@ -1,0 +1,735 @@
+/*
+ * http.c - HTTP/1.x message framing on top of llhttp; no I/O.
+ *
+ * llhttp hands out the pieces of a head as they arrive, possibly split over
+ * several reads. Each piece is appended to one arena per parser, so a name
+ * or value split across reads ends up contiguous, and spans (offsets) stay
+ * valid when the arena grows. The arena is bounded by max_head_bytes: a
+ * client cannot make a worker hold more than that for its head (431).
+ *
+ * Strictness comes from llhttp in its default, non-lenient mode: it refuses
+ * Content-Length with Transfer-Encoding, duplicate lengths, bare LF, obs-fold
+ * and bad chunk sizes (RFC 9112 §6.3, §7.1). On top of it we add the checks
+ * llhttp leaves to the application: Host on HTTP/1.1 (RFC 9112 §3.2), the
+ * transfer codings we support, and the size limits.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf.h"
+#include "http.h"
+
+#define ARENA_MIN   1024
+
+static int on_message_begin(llhttp_t *p);
+static int on_url(llhttp_t *p, const char *at, size_t len);
+static int on_status(llhttp_t *p, const char *at, size_t len);
+static int on_header_field(llhttp_t *p, const char *at, size_t len);
+static int on_header_value(llhttp_t *p, const char *at, size_t len);
+static int on_header_field_complete(llhttp_t *p);
+static int on_header_value_complete(llhttp_t *p);
+static int on_headers_complete(llhttp_t *p);
+static int on_body(llhttp_t *p, const char *at, size_t len);
+static int on_message_complete(llhttp_t *p);
+
+void
+cr_http_parser_init(struct cr_http_parser *hp, int is_request,
+                    const struct cr_http_limits *limits,
+                    cr_http_head_cb *on_head, cr_http_body_cb *body_cb, void *arg)
+{
+    memset(hp, 0, sizeof(*hp));
+    llhttp_settings_init(&hp->settings);
+    hp->settings.on_message_begin = on_message_begin;
+    hp->settings.on_url = on_url;
+    hp->settings.on_status = on_status;
+    hp->settings.on_header_field = on_header_field;
+    hp->settings.on_header_value = on_header_value;
+    hp->settings.on_header_field_complete = on_header_field_complete;
+    hp->settings.on_header_value_complete = on_header_value_complete;
+    hp->settings.on_headers_complete = on_headers_complete;
+    hp->settings.on_body = on_body;
+    hp->settings.on_message_complete = on_message_complete;
+    llhttp_init(&hp->p, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &hp->settings);
+    hp->p.data = hp;
+    hp->is_request = is_request;
+    hp->limits = limits;
+    hp->on_head = on_head;
+    hp->on_body = body_cb;
+    hp->arg = arg;
+}
+
+void
+cr_http_parser_free(struct cr_http_parser *hp)
+{
+    free(hp->arena);
+    free(hp->fields);
+    hp->arena = NULL;
+    hp->fields = NULL;
+    hp->arena_cap = 0;
+    hp->fields_cap = 0;
+}
+
+void
+cr_http_parser_shrink(struct cr_http_parser *hp)
+{
+    if (hp->arena_cap > ARENA_MIN * 4) {
+        free(hp->arena);
+        hp->arena = NULL;
+        hp->arena_cap = 0;
+        hp->arena_len = 0;
+    }
+}
+
+static void
+reset_head(struct cr_http_parser *hp)
+{
+    hp->arena_len = 0;
+    hp->target.off = hp->target.len = 0;
+    hp->reason.off = hp->reason.len = 0;
+    hp->nfields = 0;
+    hp->in_field = 0;
+    hp->in_value = 0;
+    hp->method = -1;
+    hp->status = 0;
+    hp->flags = 0;
+    hp->content_length = 0;
+    hp->head_bytes = 0;
+    hp->body_bytes = 0;
+    hp->head_done = 0;
+    hp->msg_done = 0;
+}
+
+static int
+fail(struct cr_http_parser *hp, int status, const char *reason)
+{
+    hp->err_status = status;
+    hp->err_reason = reason;
+    llhttp_set_error_reason(&hp->p, reason);
+    return HPE_USER;
+}
+
+/*
+ * Append <len> bytes to the arena, growing it up to the head limit. Returns
+ * the offset they start at, or -1 (error already set) when over the limit or
+ * out of memory.
+ */
+static int64_t
+arena_add(struct cr_http_parser *hp, const char *at, size_t len)
+{
+    uint64_t need = (uint64_t)hp->arena_len + len;
+    uint32_t off;
+
+    if (need > hp->limits->max_head_bytes) {
+        fail(hp, 431, "request head too large");
+        return -1;
+    }
+    if (need > hp->arena_cap) {
+        size_t cap = hp->arena_cap ? hp->arena_cap : ARENA_MIN;
+        char *n;
+
+        while (cap < need) {
+            cap *= 2;
+        }
+        n = realloc(hp->arena, cap);
+        if (n == NULL) {
+            fail(hp, 503, "out of memory");
+            return -1;
+        }
+        hp->arena = n;
+        hp->arena_cap = (uint32_t)cap;
+    }
+    memcpy(hp->arena + hp->arena_len, at, len);
+    off = hp->arena_len;
+    hp->arena_len += (uint32_t)len;
+    return off;
+}
+
+static int
+on_message_begin(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+
+    reset_head(hp);
+    return 0;
+}
+
+static int
+on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct cr_http_parser *hp = p->data;
+    int64_t off;
+
+    if (hp->limits->max_uri_bytes != 0
+        && (uint64_t)hp->target.len + len > hp->limits->max_uri_bytes)
+    {
+        return fail(hp, 414, "request target too long");
+    }
+    off = arena_add(hp, at, len);
+    if (off == -1) {
+        if (hp->err_status == 431) {
+            hp->err_status = 414;   /* the line itself is what is too long */
+        }
+        return HPE_USER;
+    }
+    if (hp->target.len == 0) {
+        hp->target.off = (uint32_t)off;
+    }
+    hp->target.len += (uint32_t)len;
+    return 0;
+}
+
+static int
+on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct cr_http_parser *hp = p->data;
+    int64_t off = arena_add(hp, at, len);
+
+    if (off == -1) {
+        return HPE_USER;
+    }
+    if (hp->reason.len == 0) {
+        hp->reason.off = (uint32_t)off;
+    }
+    hp->reason.len += (uint32_t)len;
+    return 0;
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct cr_http_parser *hp = p->data;
+    struct cr_http_field *f;
+    int64_t off;
+
+    if (!hp->in_field) {
+        /* a new field begins */
+        if (hp->nfields >= hp->limits->max_headers
+            || hp->nfields >= CR_HTTP_MAX_HEADERS_HARD)
+        {
+            return fail(hp, 431, "too many header fields");
+        }
+        if (hp->nfields == hp->fields_cap) {
+            unsigned cap = hp->fields_cap ? hp->fields_cap * 2 : 16;
+            struct cr_http_field *n = realloc(hp->fields, cap * sizeof(*n));
+
+            if (n == NULL) {
+                return fail(hp, 503, "out of memory");
+            }
+            hp->fields = n;
+            hp->fields_cap = cap;
+        }
+        f = &hp->fields[hp->nfields++];
+        memset(f, 0, sizeof(*f));
+        hp->in_field = 1;
+    }
+    f = &hp->fields[hp->nfields - 1];
+    off = arena_add(hp, at, len);
+    if (off == -1) {
+        return HPE_USER;
+    }
+    if (f->name.len == 0) {
+        f->name.off = (uint32_t)off;
+    }
+    f->name.len += (uint32_t)len;
+    return 0;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct cr_http_parser *hp = p->data;
+    struct cr_http_field *f;
+    int64_t off;
+
+    if (hp->nfields == 0) {
+        return fail(hp, 400, "header value without a name");
+    }
+    f = &hp->fields[hp->nfields - 1];
+    off = arena_add(hp, at, len);
+    if (off == -1) {
+        return HPE_USER;
+    }
+    if (!hp->in_value) {
+        f->value.off = (uint32_t)off;
+        f->value.len = 0;
+        hp->in_value = 1;
+    }
+    f->value.len += (uint32_t)len;
+    return 0;
+}
+
+static int
+on_header_field_complete(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+
+    hp->in_field = 0;
+    return 0;
+}
+
+static int
+on_header_value_complete(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+
+    hp->in_value = 0;
+    return 0;
+}
+
+static int
+value_is(const struct cr_http_parser *hp, const struct cr_http_field *f,
+         const char *want)
+{
+    const char *v = cr_http_str(hp, f->value);
+    size_t len = f->value.len;
+
+    /* llhttp has already dropped leading OWS; trailing OWS is ours to drop */
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t')) {
+        len--;
+    }
+    return cr_http_name_eq(v, len, want);
+}
+
+/*
+ * The head is complete: derive flags and apply the checks llhttp leaves to
+ * us. Requests pause here (the owner routes and connects first); responses
+ * ask the owner whether a body follows.
+ */
+static int
+on_headers_complete(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+    unsigned i, nhost = 0;
+
+    hp->head_done = 1;
+    hp->method = llhttp_get_method(p);
+    hp->status = llhttp_get_status_code(p);
+    hp->http_major = llhttp_get_http_major(p);
+    hp->http_minor = llhttp_get_http_minor(p);
+    if (p->flags & F_CHUNKED) {
+        hp->flags |= CR_HTTP_F_CHUNKED;
+    }
+    if (p->flags & F_CONTENT_LENGTH) {
+        hp->flags |= CR_HTTP_F_CLEN;
+        hp->content_length = p->content_length;
+    }
+    if (llhttp_should_keep_alive(p)) {
+        hp->flags |= CR_HTTP_F_KEEPALIVE;
+    }
+
+    for (i = 0; i < hp->nfields; i++) {
+        const struct cr_http_field *f = &hp->fields[i];
+        const char *name = cr_http_str(hp, f->name);
+
+        if (cr_http_name_eq(name, f->name.len, "host")) {
+            nhost++;
+        } else if (cr_http_name_eq(name, f->name.len, "expect")) {
+            if (value_is(hp, f, "100-continue")) {
+                hp->flags |= CR_HTTP_F_EXPECT_100;
+            }
+        } else if (cr_http_name_eq(name, f->name.len, "transfer-encoding")) {
+            hp->flags |= CR_HTTP_F_TE;
+            /*
+             * RFC 9112 §6.1: chunked must be the final coding; a server
+             * that does not understand a coding answers 501. We decode no
+             * other coding, so anything but a lone "chunked" is refused
+             * rather than forwarded with a framing we cannot vouch for.
+             */
+            if (hp->is_request && !value_is(hp, f, "chunked")) {
+                return fail(hp, 501, "unsupported transfer coding");
+            }
+        }
+    }
+
+    if (hp->is_request) {
+        if (nhost > 1) {
+            return fail(hp, 400, "duplicate Host header");
+        }
+        if (nhost == 1) {
+            hp->flags |= CR_HTTP_F_HOST;
+        } else if (hp->http_major == 1 && hp->http_minor >= 1) {
+            return fail(hp, 400, "missing Host header");   /* RFC 9112 §3.2 */
+        }
+        if (hp->method == HTTP_CONNECT) {
+            return fail(hp, 501, "CONNECT is not supported");
+        }
+        if ((hp->flags & CR_HTTP_F_CLEN) && hp->limits->max_body_bytes != 0
+            && hp->content_length > hp->limits->max_body_bytes)
+        {
+            return fail(hp, 413, "request body too large");
+        }
+        return HPE_PAUSED;
+    }
+
+    /* RFC 9110 §6.4.1: 1xx, 204 and 304 responses never carry content */
+    if ((hp->status >= 100 && hp->status < 200) || hp->status == 204
+        || hp->status == 304)
+    {
+        hp->flags |= CR_HTTP_F_NOBODY;
+    }
+    if (hp->on_head != NULL) {
+        int rc = hp->on_head(hp->arg);
+
+        if (rc == -1) {
+            if (hp->err_status == 0) {
+                return fail(hp, 502, "response refused");
+            }
+            return HPE_USER;
+        }
+        if (rc == 1) {
+            hp->flags |= CR_HTTP_F_NOBODY;
+        }
+    }
+    return (hp->flags & CR_HTTP_F_NOBODY) ? 1 : 0;
+}
+
+static int
+on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct cr_http_parser *hp = p->data;
+
+    hp->body_bytes += len;
+    if (hp->is_request && hp->limits->max_body_bytes != 0
+        && hp->body_bytes > hp->limits->max_body_bytes)
+    {
+        return fail(hp, 413, "request body too large");
+    }
+    if (hp->on_body != NULL && hp->on_body(hp->arg, at, len) == -1) {
+        if (hp->err_status == 0) {
+            return fail(hp, 500, "body sink failed");
+        }
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int
+on_message_complete(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+
+    /*
+     * An interim response (1xx but 101) is not the end of the exchange: the
+     * final response follows on the same connection (RFC 9110 §15.2).
+     */
+    if (!hp->is_request && hp->status >= 100 && hp->status < 200
+        && hp->status != 101)
+    {
+        return 0;
+    }
+    hp->msg_done = 1;
+    return HPE_PAUSED;
+}
+
+size_t
+cr_http_parser_execute(struct cr_http_parser *hp, const char *data, size_t len,
+                       enum cr_http_event *ev)
+{
+    llhttp_errno_t err;
+    size_t used;
+
+    err = llhttp_execute(&hp->p, data, len);
+    switch (err) {
+    case HPE_OK:
+        used = len;
+        *ev = CR_HTTP_EV_NONE;
+        break;
+    case HPE_PAUSED:
+    case HPE_PAUSED_UPGRADE:
+        used = (size_t)(llhttp_get_error_pos(&hp->p) - data);
+        *ev = hp->msg_done ? CR_HTTP_EV_DONE : CR_HTTP_EV_HEAD;
+        break;
+    default:
+        used = 0;
+        *ev = CR_HTTP_EV_ERROR;
+        if (hp->err_status == 0) {
+            hp->err_status = hp->is_request ? 400 : 502;
+            hp->err_reason = llhttp_errno_name(err);
+        }
+        return used;
+    }
+
+    if (!hp->head_done) {
+        hp->head_bytes += used;
+        /* separators are not in the arena; bound the raw bytes as well */
+        if (hp->head_bytes > hp->limits->max_head_bytes + 4096) {
+            fail(hp, 431, "request head too large");
+            *ev = CR_HTTP_EV_ERROR;
+        }
+    }
+    return used;
+}
+
+enum cr_http_event
+cr_http_parser_finish(struct cr_http_parser *hp)
+{
+    llhttp_errno_t err = llhttp_finish(&hp->p);
+
+    if (hp->msg_done) {
+        return CR_HTTP_EV_DONE;
+    }
+    if (err == HPE_OK) {
+        return CR_HTTP_EV_NONE;
+    }
+    if (hp->err_status == 0) {
+        hp->err_status = hp->is_request ? 400 : 502;
+        hp->err_reason = "message cut short";
+    }
+    return CR_HTTP_EV_ERROR;
+}
+
+void
+cr_http_parser_resume(struct cr_http_parser *hp)
+{
+    if (llhttp_get_errno(&hp->p) == HPE_PAUSED_UPGRADE) {
+        llhttp_resume_after_upgrade(&hp->p);
+    } else if (llhttp_get_errno(&hp->p) == HPE_PAUSED) {
+        llhttp_resume(&hp->p);
+    }
+}
+
+void
+cr_http_parser_next(struct cr_http_parser *hp)
+{
+    cr_http_parser_resume(hp);
+    reset_head(hp);
+}
+
+const struct cr_http_field *
+cr_http_find(const struct cr_http_parser *hp, const char *name)
+{
+    unsigned i;
+
+    for (i = 0; i < hp->nfields; i++) {
+        const struct cr_http_field *f = &hp->fields[i];
+
+        if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, name)) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+int
+cr_http_should_keep_alive(const struct cr_http_parser *hp)
+{
+    return (hp->flags & CR_HTTP_F_KEEPALIVE) != 0;
+}
+
+/* ---- writing heads ---- */
+
+static int
+buf_reserve(struct cr_buf *b, size_t more)
+{
+    size_t cap;
+    char *n;
+
+    if (b->oom) {
+        return CR_ERR;
+    }
+    if (b->len + more <= b->cap) {
+        return CR_OK;
+    }
+    cap = b->cap ? b->cap : 512;
+    while (cap < b->len + more) {
+        cap *= 2;
+    }
+    n = realloc(b->p, cap);
+    if (n == NULL) {
+        b->oom = 1;
+        return CR_ERR;
+    }
+    b->p = n;
+    b->cap = cap;
+    return CR_OK;
+}
+
+void
+cr_buf_add(struct cr_buf *b, const char *s, size_t len)
+{
+    if (buf_reserve(b, len) == CR_OK) {
+        memcpy(b->p + b->len, s, len);
+        b->len += len;
+    }
+}
+
+void
+cr_buf_adds(struct cr_buf *b, const char *s)
+{
+    cr_buf_add(b, s, strlen(s));
+}
+
+void
+cr_buf_addf(struct cr_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n + 1) != CR_OK) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void
+cr_buf_free(struct cr_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+int
+cr_http_name_eq(const char *a, size_t alen, const char *b)
+{
+    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+static const char *const hop_by_hop[] = {
+    "connection", "keep-alive", "te", "trailer", "transfer-encoding",
+    "upgrade", "proxy-connection"
+};
+
+/* Is <name> one of the comma-separated tokens of <v>? */
+static int
+token_listed(const char *v, size_t vlen, const char *name, size_t len)
+{
+    size_t i = 0;
+
+    while (i < vlen) {
+        size_t start, end;
+
+        while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        start = i;
+        while (i < vlen && v[i] != ',') {
+            i++;
+        }
+        end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
+            end--;
+        }
+        if (end - start == len && strncasecmp(v + start, name, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+cr_http_is_hop_by_hop(const struct cr_http_parser *hp, const char *name, size_t len)
+{
+    unsigned i;
+
+    for (i = 0; i < CR_NELEM(hop_by_hop); i++) {
+        if (cr_http_name_eq(name, len, hop_by_hop[i])) {
+            return 1;
+        }
+    }
+    for (i = 0; i < hp->nfields; i++) {
+        const struct cr_http_field *f = &hp->fields[i];
+
+        if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "connection")
+            && token_listed(cr_http_str(hp, f->value), f->value.len, name, len))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+cr_http_rules_drop(const struct cr_conf_header_rules *rules, const char *name,
+                   size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < rules->nremove; i++) {
+        if (cr_http_name_eq(name, len, rules->remove[i])) {
+            return 1;
+        }
+    }
+    for (i = 0; i < rules->nset; i++) {
+        if (cr_http_name_eq(name, len, rules->set[i].name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void
+cr_http_rules_add(const struct cr_conf_header_rules *rules, struct cr_buf *b)
+{
+    size_t i;
+
+    for (i = 0; i < rules->nset; i++) {
+        cr_buf_addf(b, "%s: %s\r\n", rules->set[i].name, rules->set[i].value);
+    }
+}
+
+const char *
+cr_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default:  return "Unknown";
+    }
+}
+
+int
+cr_http_method_idempotent(int method)
+{
+    switch (method) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,296 @@
+/*
+ * listener.c - the worker's own listening sockets.
+ *
+ * Owns one socket per listen address and the evconnlistener on it. Each
+ * worker creates, binds and listens on its sockets itself, after fork, with
+ * SO_REUSEPORT: the kernel then spreads new connections over the workers
+ * (and over two generations during a reload) by hash, and no worker is
+ * woken for a connection another one takes.
+ *
+ * Accepting stops for two reasons, kept apart so that one does not undo the
+ * other:
+ *   LISTENER_F_PAUSED   the worker holds max_connections; conn.c's close
+ *                       path resumes us through cr_worker_conn_closed().
+ *   LISTENER_F_BACKOFF  accept() failed (EMFILE, ENFILE, ENOBUFS...); retry
+ *                       in 100 ms rather than spin on a readable socket.
+ * The evconnlistener is enabled exactly when neither flag is set.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf/conf.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+#define LISTENER_F_PAUSED   0x01u       /* connection limit reached */
+#define LISTENER_F_BACKOFF  0x02u       /* accept error; retry timer armed */
+
+#define LISTENER_BACKOFF_MS     100
+#define LISTENER_LOG_EVERY_MS   1000    /* accept errors: one line per second */
+#define LISTENER_PENDING_MAX    1024    /* cr_listener_accept_pending() bound */
+
+struct cr_listener {
+    struct cr_worker             *w;
+    const struct cr_conf_listen  *conf;
+    struct evconnlistener        *ev;       /* owns the fd */
+    struct event                 *retry;    /* ends LISTENER_F_BACKOFF */
+    unsigned                      flags;    /* LISTENER_F_* */
+    uint64_t                      last_log_ms;
+    unsigned long                 suppressed;   /* errors not logged since */
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+update_enabled(struct cr_listener *l)
+{
+    if (l->flags & (LISTENER_F_PAUSED | LISTENER_F_BACKOFF)) {
+        evconnlistener_disable(l->ev);
+    } else {
+        evconnlistener_enable(l->ev);
+    }
+}
+
+/* Pause every listener of <w>: it holds as many connections as it may. */
+static void
+pause_all(struct cr_worker *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] != NULL) {
+            cr_listener_pause(w->listeners[i]);
+        }
+    }
+}
+
+static void
+accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+          int salen, void *arg)
+{
+    struct cr_listener *l = arg;
+    struct cr_worker *w = l->w;
+    unsigned max = w->conf->limits.max_connections;
+
+    (void)ev;
+    cr_conn_accept(w, fd, sa, (socklen_t)salen);
+
+    /*
+     * Pausing from inside the callback also ends libevent's accept loop for
+     * this wakeup; what is queued waits in the kernel until we resume.
+     */
+    if (max != 0 && w->nconns >= max && !w->draining) {
+        pause_all(w);
+    }
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cr_listener *l = arg;
+
+    (void)fd;
+    (void)what;
+    l->flags &= ~LISTENER_F_BACKOFF;
+    update_enabled(l);
+}
+
+/*
+ * accept() failed with something other than EAGAIN, EINTR or ECONNABORTED
+ * (libevent retries those itself). Typically EMFILE/ENFILE: the connection
+ * stays queued and the socket stays readable, so stop for a moment instead
+ * of spinning, and keep serving the connections we have.
+ */
+static void
+error_cb(struct evconnlistener *ev, void *arg)
+{
+    struct cr_listener *l = arg;
+    struct timeval tv = { 0, LISTENER_BACKOFF_MS * 1000 };
+    int err = EVUTIL_SOCKET_ERROR();
+    uint64_t now = now_ms();
+
+    (void)ev;
+    if (now - l->last_log_ms >= LISTENER_LOG_EVERY_MS || l->last_log_ms == 0) {
+        if (l->suppressed > 0) {
+            cr_log_warn("listen %s: accept: %s (%lu more since last report); "
+                        "pausing %d ms", l->conf->addr.text, strerror(err),
+                        l->suppressed, LISTENER_BACKOFF_MS);
+        } else {
+            cr_log_warn("listen %s: accept: %s; pausing %d ms",
+                        l->conf->addr.text, strerror(err), LISTENER_BACKOFF_MS);
+        }
+        l->last_log_ms = now;
+        l->suppressed = 0;
+    } else {
+        l->suppressed++;
+    }
+
+    l->flags |= LISTENER_F_BACKOFF;
+    update_enabled(l);
+    evtimer_add(l->retry, &tv);
+}
+
+static int
+set_int_opt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+struct cr_listener *
+cr_listener_open(struct cr_worker *w, const struct cr_conf_listen *lc,
+                 char *err, size_t errlen)
+{
+    struct cr_listener *l;
+    const char *what;
+    int fd = -1, family;
+
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        snprintf(err, errlen, "listen %s: out of memory", lc->addr.text);
+        return NULL;
+    }
+    l->w = w;
+    l->conf = lc;
+
+    family = lc->addr.ss.ss_family;
+    what = "socket";
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        goto fail_errno;
+    }
+    what = "setsockopt(SO_REUSEADDR)";
+    if (set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) == -1) {
+        goto fail_errno;
+    }
+    what = "setsockopt(SO_REUSEPORT)";
+    if (set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) == -1) {
+        goto fail_errno;
+    }
+    if (family == AF_INET6) {
+        /* "[::]:80" means IPv6 only; IPv4 gets its own listen entry */
+        what = "setsockopt(IPV6_V6ONLY)";
+        if (set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) == -1) {
+            goto fail_errno;
+        }
+    }
+    what = "bind";
+    if (bind(fd, (const struct sockaddr *)&lc->addr.ss, lc->addr.len) == -1) {
+        goto fail_errno;
+    }
+    what = "listen";
+    if (listen(fd, lc->backlog > 0 ? lc->backlog : CR_CONF_DEFAULT_BACKLOG) == -1) {
+        goto fail_errno;
+    }
+
+    /* backlog 0: already listening (-1 would listen() again with 128) */
+    l->ev = evconnlistener_new(w->base, accept_cb, l,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (l->ev == NULL) {
+        snprintf(err, errlen, "listen %s: cannot create the event listener",
+                 lc->addr.text);
+        goto fail;
+    }
+    fd = -1;                                /* the evconnlistener owns it */
+    evconnlistener_set_error_cb(l->ev, error_cb);
+
+    l->retry = evtimer_new(w->base, retry_cb, l);
+    if (l->retry == NULL) {
+        snprintf(err, errlen, "listen %s: cannot create a timer", lc->addr.text);
+        goto fail;
+    }
+    cr_log_info("listening on %s (backlog %d)", lc->addr.text,
+                lc->backlog > 0 ? lc->backlog : CR_CONF_DEFAULT_BACKLOG);
+    return l;
+
+fail_errno:
+    snprintf(err, errlen, "listen %s: %s: %s", lc->addr.text, what, strerror(errno));
+fail:
+    if (fd != -1) {
+        close(fd);
+    }
+    if (l->ev != NULL) {
+        evconnlistener_free(l->ev);
+    }
+    free(l);
+    return NULL;
+}
+
+void
+cr_listener_pause(struct cr_listener *l)
+{
+    if ((l->flags & LISTENER_F_PAUSED) == 0) {
+        l->flags |= LISTENER_F_PAUSED;
+        update_enabled(l);
+        cr_log_info("listen %s: %u connections, pausing accept",
+                    l->conf->addr.text, l->w->nconns);
+    }
+}
+
+void
+cr_listener_resume(struct cr_listener *l)
+{
+    if (l->flags & LISTENER_F_PAUSED) {
+        l->flags &= ~LISTENER_F_PAUSED;
+        update_enabled(l);
+        cr_log_info("listen %s: %u connections, resuming accept",
+                    l->conf->addr.text, l->w->nconns);
+    }
+}
+
+void
+cr_listener_accept_pending(struct cr_listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    unsigned n, taken = 0;
+    int lfd, fd;
+
+    lfd = evconnlistener_get_fd(l->ev);
+    for (n = 0; n < LISTENER_PENDING_MAX; n++) {
+        len = sizeof(ss);
+        fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            break;
+        }
+        cr_conn_accept(l->w, fd, (struct sockaddr *)&ss, len);
+        taken++;
+    }
+    if (taken > 0) {
+        cr_log_info("listen %s: took %u queued connections before closing",
+                    l->conf->addr.text, taken);
+    }
+}
+
+void
+cr_listener_close(struct cr_listener *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    if (l->retry != NULL) {
+        event_free(l->retry);
+    }
+    evconnlistener_free(l->ev);
+    free(l);
+}

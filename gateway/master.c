@@ -1,0 +1,935 @@
+/*
+ * master.c - the supervising master process.
+ *
+ * Owns the current config (and the next one during a reload), the table of
+ * worker processes, the per-slot respawn state and the process signal mask.
+ * The master never opens a listen address and never touches client
+ * traffic: each worker binds its own SO_REUSEPORT sockets after fork.
+ *
+ * Design notes
+ *
+ * One thread, one poll(2) loop, no signal handlers. The signals we act on
+ * are blocked and read from a signalfd, so everything (forking, freeing a
+ * config, logging) happens in ordinary code. The loop waits on the
+ * signalfd, on the read end of each starting worker's readiness pipe, and
+ * on the nearest deadline (a readiness timeout, a respawn, a SIGKILL).
+ *
+ * Readiness: each worker gets a pipe; it writes one byte once all its
+ * listeners listen. EOF without the byte means it died first; no byte
+ * within MASTER_READY_MS means it is stuck.
+ *
+ * Generations: every reload starts a full new set of workers with the next
+ * generation number. Until all of them are ready the old generation keeps
+ * serving (SO_REUSEPORT lets both listen at once); then the old one is sent
+ * SIGTERM and drains by itself. A process we asked to stop carries
+ * PROC_F_STOPPING: its exit is expected and never respawned, whatever
+ * generation it belongs to. Any other exit of the current generation is a
+ * crash: the slot is respawned with backoff, and too many crashes in a
+ * short window stop the whole instance rather than spin.
+ *
+ * Requests that arrive while the master is busy (SIGHUP during start-up or
+ * during another reload) are remembered and run once it is idle; several
+ * collapse into one, which reads the file as it is by then.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "conf/conf.h"
+#include "log.h"
+#include "master.h"
+#include "worker.h"
+
+#define MASTER_READY_MS         5000    /* a new worker must listen by then */
+#define MASTER_BACKOFF_MIN_MS   100     /* first respawn delay of a slot */
+#define MASTER_BACKOFF_MAX_MS   5000
+#define MASTER_STABLE_MS        10000   /* lived this long: backoff resets */
+#define MASTER_CRASH_MAX        10      /* more unexpected exits than this */
+#define MASTER_CRASH_WINDOW_MS  30000   /* within this window: give up */
+#define MASTER_KILL_GRACE_MS    2000    /* after drain_timeout_ms: SIGKILL */
+#define MASTER_QUIT_MS          1000    /* fast stop: SIGKILL after this */
+#define MASTER_GIVE_UP_MS       2000    /* after the SIGKILLs: stop waiting */
+#define MASTER_POLL_MAX_MS      1000
+
+#define PROC_F_READY     0x01u          /* wrote its ready byte */
+#define PROC_F_STOPPING  0x02u          /* we asked it to stop: exit expected */
+#define PROC_F_KILLED    0x04u          /* SIGKILL sent */
+
+/* One live worker process, of any generation. */
+struct proc {
+    pid_t        pid;
+    unsigned     id;
+    unsigned     generation;
+    unsigned     flags;                 /* PROC_F_* */
+    int          ready_fd;              /* read end; -1 once read or closed */
+    uint64_t     started_ms;
+    uint64_t     deadline_ms;           /* ready by, or SIGKILL at (STOPPING) */
+};
+
+/* Worker id <i> of a generation: who runs it, and when to respawn it. */
+struct slot {
+    pid_t        pid;                   /* 0: not running */
+    uint64_t     backoff_ms;            /* delay of the next respawn */
+    uint64_t     respawn_ms;            /* respawn due then; 0: none */
+};
+
+struct gen {
+    unsigned         number;
+    struct cr_conf  *conf;              /* NULL: no such generation */
+    unsigned         nworkers;
+    struct slot     *slots;             /* nworkers entries */
+};
+
+enum phase {
+    PHASE_STARTING = 0,                 /* first generation not all ready */
+    PHASE_RUNNING,
+    PHASE_STOPPING
+};
+
+struct master {
+    const char      *path;
+    pid_t            pid;
+    int              sigfd;
+    sigset_t         sigs;
+    enum phase       phase;
+    int              status;            /* exit status once stopped */
+    int              stop_sig;          /* SIGTERM or SIGQUIT when stopping */
+    uint64_t         give_up_ms;        /* stopping: stop waiting then */
+    int              reload_queued;     /* SIGHUP not handled yet */
+
+    struct gen       cur;               /* serving, or starting */
+    struct gen       next;              /* being started by a reload */
+    unsigned         last_gen;          /* highest generation number used */
+
+    struct proc     *procs;
+    size_t           nprocs;
+    size_t           procs_cap;
+
+    uint64_t         crash_ms[MASTER_CRASH_MAX + 1];    /* ring of exit times */
+    size_t           ncrashes;          /* unexpected exits since start */
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned
+resolve_workers(const struct cr_conf *conf)
+{
+    long n;
+
+    if (conf->workers > 0) {
+        return conf->workers;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* "exit code 2", "signal 9 (Killed)", "signal 11 (Segmentation fault), core dumped" */
+static void
+describe_status(int status, char *buf, size_t len)
+{
+    static const char *const codes[] = {
+        [CR_EXIT_OK]       = " (stopped)",
+        [CR_EXIT_SETUP]    = " (setup failed)",
+        [CR_EXIT_LIBEVENT] = " (libevent fatal error)",
+        [CR_EXIT_OOM]      = " (out of memory)",
+    };
+    int code;
+
+    if (WIFEXITED(status)) {
+        code = WEXITSTATUS(status);
+        snprintf(buf, len, "exit code %d%s", code,
+                 (size_t)code < CR_NELEM(codes) && codes[code] != NULL ? codes[code] : "");
+    } else if (WIFSIGNALED(status)) {
+        snprintf(buf, len, "signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+    } else {
+        snprintf(buf, len, "status 0x%x", (unsigned)status);
+    }
+}
+
+static struct proc *
+proc_find(struct master *m, pid_t pid)
+{
+    size_t i;
+
+    for (i = 0; i < m->nprocs; i++) {
+        if (m->procs[i].pid == pid) {
+            return &m->procs[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+proc_remove(struct master *m, struct proc *p)
+{
+    if (p->ready_fd != -1) {
+        close(p->ready_fd);
+    }
+    *p = m->procs[--m->nprocs];
+}
+
+/* Ask <p> to stop with <sig>; SIGKILL follows <timeout_ms> later. */
+static void
+proc_stop(struct proc *p, int sig, uint64_t timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+
+    if (p->flags & PROC_F_KILLED) {
+        return;
+    }
+    if (kill(p->pid, sig) == -1 && errno != ESRCH) {
+        cr_log_error("kill(%d, %s): %s", (int)p->pid, strsignal(sig), strerror(errno));
+    }
+    if ((p->flags & PROC_F_STOPPING) == 0 || deadline < p->deadline_ms) {
+        p->deadline_ms = deadline;
+    }
+    p->flags |= PROC_F_STOPPING;
+}
+
+static void
+gen_free(struct gen *g)
+{
+    if (g->conf != NULL) {
+        cr_conf_free(g->conf);
+    }
+    free(g->slots);
+    memset(g, 0, sizeof(*g));
+}
+
+/*
+ * Fill <g> for <conf> (ownership passes to <g>) as generation <number>.
+ * Returns CR_OK, or CR_ERR on allocation failure (<conf> is then freed).
+ */
+static int
+gen_init(struct gen *g, struct cr_conf *conf, unsigned number)
+{
+    unsigned i;
+
+    memset(g, 0, sizeof(*g));
+    g->nworkers = resolve_workers(conf);
+    g->slots = calloc(g->nworkers, sizeof(*g->slots));
+    if (g->slots == NULL) {
+        cr_conf_free(conf);
+        return CR_ERR;
+    }
+    for (i = 0; i < g->nworkers; i++) {
+        g->slots[i].backoff_ms = MASTER_BACKOFF_MIN_MS;
+    }
+    g->conf = conf;
+    g->number = number;
+    return CR_OK;
+}
+
+/* Are all workers of <g> running and ready? */
+static int
+gen_ready(struct master *m, const struct gen *g)
+{
+    const struct proc *p;
+    unsigned i;
+
+    for (i = 0; i < g->nworkers; i++) {
+        if (g->slots[i].pid == 0) {
+            return 0;
+        }
+        p = proc_find(m, g->slots[i].pid);
+        if (p == NULL || (p->flags & PROC_F_READY) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * The child side of fork(): undo the master's signal setup before anything
+ * else, make sure we die with the master, drop the master's fds, and run
+ * the worker. Never returns.
+ */
+static void
+child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd)
+{
+    static const int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
+                                SIGUSR1, SIGPIPE };
+    struct sigaction sa;
+    sigset_t none;
+    size_t i;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < CR_NELEM(sigs); i++) {
+        sigaction(sigs[i], &sa, NULL);
+    }
+
+    /* a SIGKILLed master must not leave workers behind: they drain */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1) {
+        cr_log_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+    }
+    if (getppid() != m->pid) {
+        _exit(CR_EXIT_OK);                  /* the master died meanwhile */
+    }
+
+    close(m->sigfd);
+    for (i = 0; i < m->nprocs; i++) {
+        if (m->procs[i].ready_fd != -1) {
+            close(m->procs[i].ready_fd);
+        }
+    }
+
+    _exit(cr_worker_run(g->conf, id, g->number, ready_fd));
+}
+
+/* Fork worker <id> of <g>. Returns CR_OK or CR_ERR (logged). */
+static int
+spawn(struct master *m, struct gen *g, unsigned id)
+{
+    struct proc *p, *procs;
+    size_t cap;
+    int fds[2];
+    pid_t pid;
+
+    if (m->nprocs == m->procs_cap) {
+        cap = m->procs_cap > 0 ? m->procs_cap * 2 : 16;
+        procs = realloc(m->procs, cap * sizeof(*procs));
+        if (procs == NULL) {
+            cr_log_error("worker %u: out of memory", id);
+            return CR_ERR;
+        }
+        m->procs = procs;
+        m->procs_cap = cap;
+    }
+
+    if (pipe2(fds, O_CLOEXEC) == -1) {
+        cr_log_error("worker %u: pipe: %s", id, strerror(errno));
+        return CR_ERR;
+    }
+    pid = fork();
+    if (pid == -1) {
+        cr_log_error("worker %u: fork: %s", id, strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return CR_ERR;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_main(m, g, id, fds[1]);
+    }
+
+    close(fds[1]);
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1) {
+        cr_log_warn("%s: fcntl(O_NONBLOCK): %s", __func__, strerror(errno));
+    }
+    p = &m->procs[m->nprocs++];
+    memset(p, 0, sizeof(*p));
+    p->pid = pid;
+    p->id = id;
+    p->generation = g->number;
+    p->ready_fd = fds[0];
+    p->started_ms = now_ms();
+    p->deadline_ms = p->started_ms + MASTER_READY_MS;
+    g->slots[id].pid = pid;
+    g->slots[id].respawn_ms = 0;
+    cr_log_info("worker %u started: pid %d, generation %u", id, (int)pid, g->number);
+    return CR_OK;
+}
+
+/*
+ * Stop every worker with <sig> and leave the loop once they are gone, with
+ * exit status <status>. SIGQUIT during a graceful stop speeds it up; other
+ * repeats are ignored. A reload in progress is abandoned.
+ */
+static void
+begin_stop(struct master *m, int sig, int status)
+{
+    uint64_t timeout;
+    size_t i;
+
+    if (m->phase == PHASE_STOPPING && (sig != SIGQUIT || m->stop_sig == SIGQUIT)) {
+        return;
+    }
+    if (m->phase != PHASE_STOPPING) {
+        m->status = status;
+    }
+    m->phase = PHASE_STOPPING;
+    m->stop_sig = sig;
+
+    if (sig == SIGQUIT) {
+        timeout = MASTER_QUIT_MS;
+    } else {
+        timeout = m->cur.conf->drain_timeout_ms + MASTER_KILL_GRACE_MS;
+        if (m->next.conf != NULL && m->next.conf->drain_timeout_ms > m->cur.conf->drain_timeout_ms) {
+            timeout = m->next.conf->drain_timeout_ms + MASTER_KILL_GRACE_MS;
+        }
+    }
+    m->give_up_ms = now_ms() + timeout + MASTER_GIVE_UP_MS;
+
+    cr_log_notice("%s stop: signalling %zu workers", sig == SIGQUIT ? "fast" : "graceful",
+                  m->nprocs);
+    for (i = 0; i < m->nprocs; i++) {
+        proc_stop(&m->procs[i], sig, timeout);
+    }
+    if (m->next.conf != NULL) {
+        gen_free(&m->next);
+    }
+}
+
+/* Record an unexpected exit; returns 1 if that makes a crash loop. */
+static int
+crash_loop(struct master *m)
+{
+    uint64_t now = now_ms(), oldest;
+    size_t n = CR_NELEM(m->crash_ms);
+
+    m->crash_ms[m->ncrashes % n] = now;
+    m->ncrashes++;
+    if (m->ncrashes < n) {
+        return 0;
+    }
+    oldest = m->crash_ms[m->ncrashes % n];
+    return now - oldest <= MASTER_CRASH_WINDOW_MS;
+}
+
+/* The new generation cannot serve: stop it, keep the current one. */
+static void
+abort_reload(struct master *m, const char *why)
+{
+    uint64_t timeout = m->next.conf->drain_timeout_ms + MASTER_KILL_GRACE_MS;
+    size_t i;
+
+    cr_log_error("reload failed: generation %u: %s; keeping generation %u",
+                 m->next.number, why, m->cur.number);
+    for (i = 0; i < m->nprocs; i++) {
+        if (m->procs[i].generation == m->next.number) {
+            proc_stop(&m->procs[i], SIGTERM, timeout);
+        }
+    }
+    gen_free(&m->next);
+}
+
+/* Every worker of the new generation listens: retire the older ones. */
+static void
+commit_reload(struct master *m)
+{
+    uint64_t timeout = m->cur.conf->drain_timeout_ms + MASTER_KILL_GRACE_MS;
+    unsigned old = m->cur.number;
+    size_t i, n = 0;
+
+    for (i = 0; i < m->nprocs; i++) {
+        if (m->procs[i].generation != m->next.number
+            && (m->procs[i].flags & PROC_F_STOPPING) == 0)
+        {
+            proc_stop(&m->procs[i], SIGTERM, timeout);
+            n++;
+        }
+    }
+    gen_free(&m->cur);
+    m->cur = m->next;
+    memset(&m->next, 0, sizeof(m->next));
+    cr_log_notice("reload: generation %u serving (%u workers); draining %zu workers "
+                  "of generation %u", m->cur.number, m->cur.nworkers, n, old);
+}
+
+/* SIGHUP, once the master is idle: load the file again and start a generation. */
+static void
+reload(struct master *m)
+{
+    struct cr_conf_errs errs = { NULL, 0 };
+    struct cr_conf *conf;
+    unsigned i;
+    size_t e;
+
+    cr_log_notice("reload: loading %s", m->path);
+    conf = cr_conf_load(m->path, &errs);
+    if (conf == NULL) {
+        for (e = 0; e < errs.n; e++) {
+            cr_log_error("%s", errs.msgs[e]);
+        }
+        cr_conf_errs_free(&errs);
+        cr_log_error("reload failed, keeping generation %u", m->cur.number);
+        return;
+    }
+    cr_conf_errs_free(&errs);
+
+    if (gen_init(&m->next, conf, m->last_gen + 1) != CR_OK) {
+        cr_log_error("reload: out of memory; keeping generation %u", m->cur.number);
+        return;
+    }
+    m->last_gen++;
+    cr_log_notice("reload: starting generation %u (%u workers)", m->next.number,
+                  m->next.nworkers);
+    for (i = 0; i < m->next.nworkers; i++) {
+        if (spawn(m, &m->next, i) != CR_OK) {
+            abort_reload(m, "cannot start a worker");
+            return;
+        }
+    }
+}
+
+/* Data or EOF on <p>'s readiness pipe. */
+static void
+on_ready_fd(struct master *m, struct proc *p)
+{
+    ssize_t n;
+    char c;
+
+    n = read(p->ready_fd, &c, 1);
+    if (n == -1) {
+        if (errno == EAGAIN || errno == EINTR) {
+            return;
+        }
+        cr_log_warn("worker %u (pid %d): ready pipe: %s", p->id, (int)p->pid, strerror(errno));
+    }
+    close(p->ready_fd);
+    p->ready_fd = -1;
+    if (n != 1) {
+        return;                             /* EOF: it exits; SIGCHLD follows */
+    }
+
+    p->flags |= PROC_F_READY;
+    if (p->flags & PROC_F_STOPPING) {
+        return;
+    }
+    cr_log_info("worker %u ready: pid %d, generation %u, %llu ms", p->id, (int)p->pid,
+                p->generation, (unsigned long long)(now_ms() - p->started_ms));
+
+    if (m->next.conf != NULL && p->generation == m->next.number) {
+        if (gen_ready(m, &m->next)) {
+            commit_reload(m);
+        }
+    } else if (m->phase == PHASE_STARTING && p->generation == m->cur.number) {
+        if (gen_ready(m, &m->cur)) {
+            m->phase = PHASE_RUNNING;
+            cr_log_notice("generation %u serving (%u workers)", m->cur.number,
+                          m->cur.nworkers);
+        }
+    }
+}
+
+/* waitpid() said <pid> ended with <status>. */
+static void
+worker_exited(struct master *m, pid_t pid, int status)
+{
+    struct proc *pp, p;
+    struct slot *slot;
+    char how[96];
+    uint64_t lived;
+
+    pp = proc_find(m, pid);
+    if (pp == NULL) {
+        return;                             /* not one of our workers */
+    }
+    p = *pp;
+    proc_remove(m, pp);
+    describe_status(status, how, sizeof(how));
+    lived = now_ms() - p.started_ms;
+
+    if (p.flags & PROC_F_STOPPING) {
+        cr_log_notice("worker %u exited: pid %d, generation %u, %s", p.id, (int)p.pid,
+                      p.generation, how);
+        return;
+    }
+    cr_log_warn("worker %u exited unexpectedly: pid %d, generation %u, %s, after %llu ms",
+                p.id, (int)p.pid, p.generation, how, (unsigned long long)lived);
+
+    if (m->next.conf != NULL && p.generation == m->next.number) {
+        m->next.slots[p.id].pid = 0;
+        abort_reload(m, (p.flags & PROC_F_READY) ? "a new worker exited"
+                                                  : "a new worker exited before it was ready");
+        return;
+    }
+    if (p.generation != m->cur.number || m->phase == PHASE_STOPPING) {
+        return;
+    }
+
+    slot = &m->cur.slots[p.id];
+    slot->pid = 0;
+
+    if (m->phase == PHASE_STARTING && (p.flags & PROC_F_READY) == 0
+        && WIFEXITED(status) && WEXITSTATUS(status) == CR_EXIT_SETUP)
+    {
+        cr_log_error("worker %u could not set up (see its error above); stopping", p.id);
+        begin_stop(m, SIGTERM, 1);
+        return;
+    }
+    if (crash_loop(m)) {
+        cr_log_error("crash loop: %d unexpected worker exits within %d s (%zu since "
+                     "start; last: worker %u, pid %d, %s); stopping",
+                     MASTER_CRASH_MAX + 1, MASTER_CRASH_WINDOW_MS / 1000, m->ncrashes,
+                     p.id, (int)p.pid, how);
+        begin_stop(m, SIGTERM, 1);
+        return;
+    }
+
+    if (lived >= MASTER_STABLE_MS) {
+        slot->backoff_ms = MASTER_BACKOFF_MIN_MS;
+    }
+    slot->respawn_ms = now_ms() + slot->backoff_ms;
+    cr_log_notice("worker %u: respawning in %llu ms", p.id,
+                  (unsigned long long)slot->backoff_ms);
+    slot->backoff_ms *= 2;
+    if (slot->backoff_ms > MASTER_BACKOFF_MAX_MS) {
+        slot->backoff_ms = MASTER_BACKOFF_MAX_MS;
+    }
+}
+
+static void
+reap(struct master *m)
+{
+    pid_t pid;
+    int status;
+
+    for (;;) {
+        pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0) {
+            return;
+        }
+        if (pid == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return;                         /* ECHILD: nobody left */
+        }
+        worker_exited(m, pid, status);
+    }
+}
+
+/* <p> did not write its ready byte in time. */
+static void
+on_ready_timeout(struct master *m, struct proc *p)
+{
+    char why[96];
+
+    snprintf(why, sizeof(why), "worker %u (pid %d) not ready after %d ms", p->id,
+             (int)p->pid, MASTER_READY_MS);
+    if (m->next.conf != NULL && p->generation == m->next.number) {
+        abort_reload(m, why);
+    } else if (m->phase == PHASE_STARTING) {
+        cr_log_error("%s; stopping", why);
+        begin_stop(m, SIGTERM, 1);
+    } else {
+        /* a respawn that hangs: its exit counts as a crash */
+        cr_log_error("%s; killing it", why);
+        kill(p->pid, SIGKILL);
+        p->flags |= PROC_F_KILLED;
+    }
+}
+
+/* Deadlines: readiness timeouts, SIGKILLs, respawns. */
+static void
+run_timers(struct master *m)
+{
+    uint64_t now = now_ms();
+    struct proc *p;
+    size_t i;
+
+    for (i = 0; i < m->nprocs; i++) {
+        p = &m->procs[i];
+        if ((p->flags & PROC_F_KILLED) || now < p->deadline_ms) {
+            continue;
+        }
+        if (p->flags & PROC_F_STOPPING) {
+            cr_log_warn("worker %u (pid %d, generation %u) still running, killing it",
+                        p->id, (int)p->pid, p->generation);
+            kill(p->pid, SIGKILL);
+            p->flags |= PROC_F_KILLED;
+        } else if ((p->flags & PROC_F_READY) == 0) {
+            on_ready_timeout(m, p);
+        }
+    }
+
+    if (m->phase == PHASE_STOPPING) {
+        return;
+    }
+    for (i = 0; i < m->cur.nworkers; i++) {
+        struct slot *s = &m->cur.slots[i];
+
+        if (s->pid != 0 || s->respawn_ms == 0 || now < s->respawn_ms) {
+            continue;
+        }
+        if (spawn(m, &m->cur, (unsigned)i) != CR_OK) {
+            s->respawn_ms = now + s->backoff_ms;
+        }
+    }
+}
+
+/* Milliseconds until the nearest deadline, at most MASTER_POLL_MAX_MS. */
+static int
+poll_timeout(struct master *m)
+{
+    uint64_t now = now_ms(), next = now + MASTER_POLL_MAX_MS;
+    size_t i;
+
+    for (i = 0; i < m->nprocs; i++) {
+        const struct proc *p = &m->procs[i];
+
+        if ((p->flags & PROC_F_KILLED) == 0
+            && ((p->flags & PROC_F_STOPPING) || (p->flags & PROC_F_READY) == 0)
+            && p->deadline_ms < next)
+        {
+            next = p->deadline_ms;
+        }
+    }
+    for (i = 0; i < m->cur.nworkers; i++) {
+        const struct slot *s = &m->cur.slots[i];
+
+        if (s->pid == 0 && s->respawn_ms != 0 && s->respawn_ms < next) {
+            next = s->respawn_ms;
+        }
+    }
+    if (m->phase == PHASE_STOPPING && m->give_up_ms < next) {
+        next = m->give_up_ms;
+    }
+    return next > now ? (int)(next - now) : 0;
+}
+
+static void
+on_signal(struct master *m, int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        reap(m);
+        break;
+    case SIGHUP:
+        if (m->phase != PHASE_STOPPING) {
+            cr_log_notice("SIGHUP: reload requested");
+            m->reload_queued = 1;
+        }
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (m->phase == PHASE_STOPPING && sig == SIGINT && m->stop_sig == SIGTERM) {
+            /* a second Ctrl-C: do not wait for the drain */
+            cr_log_notice("SIGINT again: fast stop");
+            begin_stop(m, SIGQUIT, m->status);
+        } else if (m->phase != PHASE_STOPPING) {
+            cr_log_notice("%s: graceful stop", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            begin_stop(m, SIGTERM, 0);
+        }
+        break;
+    case SIGQUIT:
+        cr_log_notice("SIGQUIT: fast stop");
+        begin_stop(m, SIGQUIT, m->phase == PHASE_STOPPING ? m->status : 0);
+        break;
+    case SIGUSR1:
+        cr_log_notice("SIGUSR1: reopen (no log files to reopen)");
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+read_signals(struct master *m)
+{
+    struct signalfd_siginfo si;
+    ssize_t n;
+
+    for (;;) {
+        n = read(m->sigfd, &si, sizeof(si));
+        if (n != (ssize_t)sizeof(si)) {
+            if (n == -1 && errno == EINTR) {
+                continue;
+            }
+            return;
+        }
+        on_signal(m, (int)si.ssi_signo);
+    }
+}
+
+/* The master's loop; returns its exit status. */
+static int
+loop(struct master *m)
+{
+    struct pollfd *pfds = NULL, *tmp;
+    pid_t *pids = NULL, *tmp_pids;
+    size_t cap = 0, n, i;
+    struct proc *p;
+    int rc = 1;
+
+    for (;;) {
+        if (m->phase == PHASE_STOPPING) {
+            if (m->nprocs == 0) {
+                rc = m->status;
+                break;
+            }
+            if (now_ms() >= m->give_up_ms) {
+                cr_log_error("%zu workers did not exit even after SIGKILL; giving up",
+                             m->nprocs);
+                rc = m->status != 0 ? m->status : 1;
+                break;
+            }
+        } else if (m->phase == PHASE_RUNNING && m->reload_queued && m->next.conf == NULL) {
+            m->reload_queued = 0;
+            reload(m);
+        }
+
+        if (cap < m->nprocs + 1) {
+            cap = m->nprocs + 16;
+            tmp = realloc(pfds, cap * sizeof(*pfds));
+            if (tmp == NULL) {
+                cr_log_error("%s: out of memory", __func__);
+                break;
+            }
+            pfds = tmp;
+            tmp_pids = realloc(pids, cap * sizeof(*pids));
+            if (tmp_pids == NULL) {
+                cr_log_error("%s: out of memory", __func__);
+                break;
+            }
+            pids = tmp_pids;
+        }
+        pfds[0].fd = m->sigfd;
+        pfds[0].events = POLLIN;
+        pfds[0].revents = 0;
+        n = 1;
+        for (i = 0; i < m->nprocs; i++) {
+            if (m->procs[i].ready_fd != -1) {
+                pfds[n].fd = m->procs[i].ready_fd;
+                pfds[n].events = POLLIN;
+                pfds[n].revents = 0;
+                pids[n] = m->procs[i].pid;
+                n++;
+            }
+        }
+
+        if (poll(pfds, n, poll_timeout(m)) == -1 && errno != EINTR) {
+            cr_log_error("poll: %s", strerror(errno));
+            break;
+        }
+
+        /* readiness first: a byte and an exit may arrive together */
+        for (i = 1; i < n; i++) {
+            if (pfds[i].revents == 0) {
+                continue;
+            }
+            p = proc_find(m, pids[i]);
+            if (p != NULL && p->ready_fd != -1) {
+                on_ready_fd(m, p);
+            }
+        }
+        if (pfds[0].revents != 0) {
+            read_signals(m);
+        }
+        reap(m);
+        run_timers(m);
+    }
+
+    free(pfds);
+    free(pids);
+    return rc;
+}
+
+/*
+ * Only after a fatal loop error or a give-up: SIGKILL whatever is left.
+ * Don't wait for it; a process that survived SIGKILL once will not die
+ * because we wait longer.
+ */
+static void
+kill_all(struct master *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->nprocs; i++) {
+        kill(m->procs[i].pid, SIGKILL);
+    }
+    reap(m);
+}
+
+int
+cr_master_run(const char *path, struct cr_conf *conf)
+{
+    struct master m;
+    struct sigaction sa;
+    unsigned i;
+    int rc = 1;
+
+    memset(&m, 0, sizeof(m));
+    m.path = path;
+    m.pid = getpid();
+    m.sigfd = -1;
+    cr_log_set_role("master");
+
+    if (gen_init(&m.cur, conf, 1) != CR_OK) {
+        cr_log_error("out of memory");
+        return 1;
+    }
+    m.last_gen = 1;
+
+    /* stderr may be a pipe whose reader went away: report EPIPE, don't die */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+
+    sigemptyset(&m.sigs);
+    sigaddset(&m.sigs, SIGCHLD);
+    sigaddset(&m.sigs, SIGHUP);
+    sigaddset(&m.sigs, SIGTERM);
+    sigaddset(&m.sigs, SIGINT);
+    sigaddset(&m.sigs, SIGQUIT);
+    sigaddset(&m.sigs, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &m.sigs, NULL) == -1) {
+        cr_log_error("sigprocmask: %s", strerror(errno));
+        goto fail;
+    }
+    /*
+     * A signal whose disposition is SIG_IGN is discarded, never queued to
+     * the signalfd: a shell starting us in the background ignores SIGINT
+     * and SIGQUIT, and an ignored SIGCHLD would even reap our workers for
+     * us. Blocked first, so SIG_DFL cannot act in between.
+     */
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    m.sigfd = signalfd(-1, &m.sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (m.sigfd == -1) {
+        cr_log_error("signalfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    cr_log_notice("corral starting: %s, %u workers, generation %u", path,
+                  m.cur.nworkers, m.cur.number);
+    for (i = 0; i < m.cur.nworkers; i++) {
+        if (spawn(&m, &m.cur, i) != CR_OK) {
+            begin_stop(&m, SIGTERM, 1);
+            break;
+        }
+    }
+
+    rc = loop(&m);
+    kill_all(&m);
+    cr_log_notice("exiting with status %d", rc);
+
+fail:
+    /* the signals stay blocked: a late SIGTERM must not change our status */
+    if (m.sigfd != -1) {
+        close(m.sigfd);
+    }
+    gen_free(&m.next);
+    gen_free(&m.cur);
+    free(m.procs);
+    return rc;
+}

@@ -1,0 +1,289 @@
+/*
+ * worker.c - one worker process.
+ *
+ * Owns the worker's event_base, its listeners (through listener.c) and its
+ * signal events. Everything libevent is created here, after fork: the master
+ * never builds an event_base, so nothing is shared by accident.
+ *
+ * Life of a worker:
+ *   setup      role, signal dispositions, libevent fatal callback, base,
+ *              SIGTERM/SIGQUIT events, upstream pools, one listener per
+ *              conf->listen[]; any failure returns CR_EXIT_SETUP
+ *   ready      one byte on <ready_fd>: every listener is listening
+ *   serving    event_base_dispatch()
+ *   SIGTERM    cr_worker_drain(): stop accepting, let conns finish, close
+ *              what is left after drain_timeout_ms, leave the loop
+ *   SIGQUIT    close every conn now and leave the loop
+ *   cleanup    listeners, pools, events, base; return w->exit_code
+ *
+ * SIGINT and SIGHUP are ignored: Ctrl-C reaches the whole process group and
+ * reloads are the master's business. SIGPIPE is ignored so a peer closing
+ * early is an EPIPE on one connection, not the end of the worker.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "proxy.h"
+#include "worker.h"
+
+static void
+fatal_cb(int err)
+{
+    cr_log_error("libevent fatal error (%d), exiting", err);
+    _exit(CR_EXIT_LIBEVENT);
+}
+
+static void
+ignore_signal(int sig)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+static void
+close_listeners(struct cr_worker *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] != NULL) {
+            cr_listener_close(w->listeners[i]);
+            w->listeners[i] = NULL;
+        }
+    }
+}
+
+static void
+drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cr_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->nconns > 0) {
+        cr_log_notice("drain timeout: closing %u connections", w->nconns);
+        cr_conn_close_all(w);
+    }
+    event_base_loopexit(w->base, NULL);
+}
+
+static void
+sigterm_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct cr_worker *w = arg;
+
+    (void)sig;
+    (void)what;
+    cr_worker_drain(w);
+}
+
+static void
+sigquit_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct cr_worker *w = arg;
+
+    (void)sig;
+    (void)what;
+    cr_log_notice("fast stop: closing %u connections", w->nconns);
+    w->draining = 1;
+    close_listeners(w);
+    cr_conn_close_all(w);
+    event_base_loopexit(w->base, NULL);
+}
+
+/* Tell the master we listen; it waits for exactly one byte or EOF. */
+static void
+signal_ready(int fd)
+{
+    ssize_t n;
+
+    do {
+        n = write(fd, "r", 1);
+    } while (n == -1 && errno == EINTR);
+    if (n == -1) {
+        cr_log_warn("ready pipe: write: %s", strerror(errno));
+    }
+    close(fd);
+}
+
+int
+cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
+              int ready_fd)
+{
+    struct cr_worker w;
+    struct event *ev_term = NULL, *ev_quit = NULL;
+    char err[256];
+    int proxy_ready = 0;
+    size_t i;
+
+    memset(&w, 0, sizeof(w));
+    TAILQ_INIT(&w.conns);
+    w.conf = conf;
+    w.id = id;
+    w.generation = generation;
+    w.exit_code = CR_EXIT_OK;
+
+    cr_log_set_role("worker %u", id);
+    ignore_signal(SIGPIPE);
+    ignore_signal(SIGINT);
+    ignore_signal(SIGHUP);
+    event_set_fatal_callback(fatal_cb);
+
+    w.base = event_base_new();
+    if (w.base == NULL) {
+        cr_log_error("cannot create the event loop");
+        w.exit_code = CR_EXIT_SETUP;
+        goto fail;
+    }
+
+    ev_term = evsignal_new(w.base, SIGTERM, sigterm_cb, &w);
+    ev_quit = evsignal_new(w.base, SIGQUIT, sigquit_cb, &w);
+    if (ev_term == NULL || ev_quit == NULL
+        || evsignal_add(ev_term, NULL) == -1 || evsignal_add(ev_quit, NULL) == -1)
+    {
+        cr_log_error("cannot watch SIGTERM/SIGQUIT");
+        w.exit_code = CR_EXIT_SETUP;
+        goto fail;
+    }
+
+    err[0] = '\0';
+    if (cr_proxy_worker_init(&w, err, sizeof(err)) != CR_OK) {
+        cr_log_error("upstreams: %s", err[0] != '\0' ? err : "setup failed");
+        w.exit_code = CR_EXIT_SETUP;
+        goto fail;
+    }
+    proxy_ready = 1;
+
+    w.listeners = calloc(conf->nlisten > 0 ? conf->nlisten : 1, sizeof(*w.listeners));
+    if (w.listeners == NULL) {
+        cr_log_error("out of memory");
+        w.exit_code = CR_EXIT_OOM;
+        goto fail;
+    }
+    w.nlisteners = conf->nlisten;
+    for (i = 0; i < conf->nlisten; i++) {
+        err[0] = '\0';
+        w.listeners[i] = cr_listener_open(&w, &conf->listen[i], err, sizeof(err));
+        if (w.listeners[i] == NULL) {
+            cr_log_error("%s", err);
+            w.exit_code = CR_EXIT_SETUP;
+            goto fail;
+        }
+    }
+
+    if (ready_fd != -1) {
+        signal_ready(ready_fd);
+        ready_fd = -1;
+    }
+    cr_log_info("generation %u ready", generation);
+
+    if (event_base_dispatch(w.base) == -1) {
+        cr_log_error("event loop failed");
+        w.exit_code = CR_EXIT_LIBEVENT;
+    }
+
+fail:
+    /* from here on no conn may resume a listener */
+    w.draining = 1;
+    if (ready_fd != -1) {
+        close(ready_fd);                    /* EOF: not ready */
+    }
+    if (w.listeners != NULL) {
+        close_listeners(&w);
+        free(w.listeners);
+        w.listeners = NULL;
+        w.nlisteners = 0;
+    }
+    if (w.nconns > 0) {
+        cr_conn_close_all(&w);
+    }
+    if (proxy_ready) {
+        cr_proxy_worker_fini(&w);
+    }
+    if (ev_term != NULL) {
+        event_free(ev_term);
+    }
+    if (ev_quit != NULL) {
+        event_free(ev_quit);
+    }
+    if (w.base != NULL) {
+        event_base_free(w.base);
+    }
+    cr_log_info("exiting with code %d", w.exit_code);
+    return w.exit_code;
+}
+
+void
+cr_worker_conn_closed(struct cr_worker *w)
+{
+    unsigned max;
+    size_t i;
+
+    if (w->draining) {
+        if (w->nconns == 0) {
+            event_base_loopexit(w->base, NULL);
+        }
+        return;
+    }
+    max = w->conf->limits.max_connections;
+    if (max == 0 || w->nconns < max) {
+        for (i = 0; i < w->nlisteners; i++) {
+            if (w->listeners[i] != NULL) {
+                cr_listener_resume(w->listeners[i]);
+            }
+        }
+    }
+}
+
+/*
+ * Graceful stop. The kernel's accept queues are emptied into conns first,
+ * then the sockets close: the other generation (or nobody, on shutdown)
+ * gets the new connections from here on. Conns finish the response in
+ * progress; after drain_timeout_ms the rest are closed. Safe to call twice.
+ */
+void
+cr_worker_drain(struct cr_worker *w)
+{
+    struct timeval tv;
+    uint64_t ms = w->conf->drain_timeout_ms;
+    size_t i;
+
+    if (w->draining) {
+        return;
+    }
+    for (i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] != NULL) {
+            cr_listener_accept_pending(w->listeners[i]);
+        }
+    }
+    w->draining = 1;
+    close_listeners(w);
+    cr_log_notice("draining %u connections (timeout %llu ms)", w->nconns,
+                  (unsigned long long)ms);
+
+    cr_conn_drain_all(w);
+    if (w->nconns == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    if (event_base_once(w->base, -1, EV_TIMEOUT, drain_timeout_cb, w, &tv) == -1) {
+        cr_log_error("%s: cannot arm the drain timer, closing now", __func__);
+        cr_conn_close_all(w);
+        event_base_loopexit(w->base, NULL);
+    }
+}
