@@ -261,12 +261,38 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* tchar of RFC 9110 §5.6.2 */
+static int
+is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+        return 1;
+    }
+    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/*
+ * llhttp 8.1 lets whitespace between a field name and its colon through;
+ * RFC 9112 §5.1 says a server MUST reject that with 400, since peers that
+ * trim it and peers that don't would read different headers.
+ */
 static int
 on_header_field_complete(llhttp_t *p)
 {
     struct cr_http_parser *hp = p->data;
+    const struct cr_http_field *f = &hp->fields[hp->nfields - 1];
+    const char *name = cr_http_str(hp, f->name);
+    uint32_t i;
 
     hp->in_field = 0;
+    if (f->name.len == 0) {
+        return fail(hp, hp->is_request ? 400 : 502, "empty header name");
+    }
+    for (i = 0; i < f->name.len; i++) {
+        if (!is_tchar((unsigned char)name[i])) {
+            return fail(hp, hp->is_request ? 400 : 502, "invalid header name");
+        }
+    }
     return 0;
 }
 
@@ -391,6 +417,11 @@ on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct cr_http_parser *hp = p->data;
 
+    if (len == 0) {
+        /* llhttp flushes an empty span when fed zero bytes; a zero-length
+         * piece would read as the last chunk to a chunked re-framer */
+        return 0;
+    }
     hp->body_bytes += len;
     if (hp->is_request && hp->limits->max_body_bytes != 0
         && hp->body_bytes > hp->limits->max_body_bytes)

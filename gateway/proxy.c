@@ -782,12 +782,13 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        if (p->flags & P_RESP_HEAD) {
-            proxy_fail(p, 504, "read timeout mid-response");
-        } else {
-            cr_upstream_server_failed(p->srv);
-            proxy_fail(p, 504, "read timeout");
-        }
+        /*
+         * A slow answer is the endpoint's, not proof the server is gone:
+         * it does not count toward max_fails (connect failures do), and it
+         * is not retried, which would only double the load on a slow path.
+         */
+        proxy_fail(p, 504, (p->flags & P_RESP_HEAD) ? "read timeout mid-response"
+                                                    : "read timeout");
         return;
     }
     if (what & BEV_EVENT_EOF) {

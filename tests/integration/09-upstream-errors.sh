@@ -23,7 +23,7 @@ upstreams:
               servers: [ { address: "127.0.0.1:$dead" } ] }
   down:     { connect_timeout: 1s, read_timeout: 5s, retries: 0, max_fails: 1, fail_timeout: 10s,
               servers: [ { address: "127.0.0.1:$dead" } ] }
-  slow:     { connect_timeout: 1s, read_timeout: 1s, retries: 0, servers: [ { address: "127.0.0.1:$bport" } ] }
+  slow:     { connect_timeout: 1s, read_timeout: 1s, retries: 0, max_fails: 1000, servers: [ { address: "127.0.0.1:$bport" } ] }
   mixed:    { connect_timeout: 1s, read_timeout: 5s, retries: 1, max_fails: 1000, fail_timeout: 10s, balance: round_robin,
               servers: [ { address: "127.0.0.1:$dead" }, { address: "127.0.0.1:$bport" } ] }
 routes:

@@ -145,16 +145,19 @@ alive() {
 }
 
 # is_ours KIND PID: guard against pid reuse before signalling.
+# (Every return here carries an explicit status: stop_all runs in the EXIT
+# trap, where a bare `return` would give the status the test exited with.)
 is_ours() {
-    local exe
+    local exe cmd
     case "$1" in
         corral)
             exe=$(readlink "/proc/$2/exe" 2>/dev/null) || return 1
             case "$exe" in "$CORRAL"|"$CORRAL (deleted)") return 0 ;; esac
             return 1 ;;
         backend)
-            tr '\0' ' ' < "/proc/$2/cmdline" 2>/dev/null | grep -q 'backend\.py'
-            return ;;
+            cmd=$(tr '\0' ' ' < "/proc/$2/cmdline" 2>/dev/null) || return 1
+            case "$cmd" in *backend.py*) return 0 ;; esac
+            return 1 ;;
     esac
     return 1
 }

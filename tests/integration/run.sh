@@ -33,7 +33,10 @@ reap_leftovers() {
     local dir=$1 kind pid exe
     [ -f "$dir/.pids" ] || return 0
     sort -u "$dir/.pids" | while read -r kind pid; do
-        [ -d "/proc/$pid" ] || continue
+        [ -r "/proc/$pid/stat" ] || continue
+        case "$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" in
+            ""|Z|X) continue ;;     # gone, or a zombie waiting for its parent
+        esac
         case "$kind" in
             corral|worker)
                 exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
