@@ -9,7 +9,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-BUILD   := build
+BUILD   ?= build
 
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

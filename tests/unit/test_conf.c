@@ -8,6 +8,7 @@
  * exact lines cr_conf_load() must report, in order.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -733,59 +734,92 @@ test_conf_bad_fixture(void **state)
     assert_true(same);
 }
 
-#define BAD(kind) { "bad-" kind, test_conf_bad_fixture, NULL, NULL, (void *) (kind) }
+/*
+ * Every bad fixture, by kind. test_conf_every_fixture_is_listed keeps this
+ * list and the directory in step.
+ */
+static const char *const bad_kinds[] = {
+    "syntax", "syntax-quote", "utf8", "empty", "top-level", "two-docs", "alias",
+    "unknown-key", "dup-key", "type", "duration", "size", "limits", "address",
+    "integer", "names", "unknown-upstream", "dup-upstream", "dup-route", "regex",
+    "match", "headers", "no-action", "two-actions", "proxy-options", "no-servers",
+    "no-listen", "empty-listen", "redirect-location", "status", "multi",
+};
+
+static void
+test_conf_every_fixture_is_listed(void **state)
+{
+    DIR           *dir;
+    struct dirent *de;
+    size_t         i, found = 0;
+
+    (void) state;
+    dir = opendir(FIXTURES);
+    assert_non_null(dir);
+    while ((de = readdir(dir)) != NULL) {
+        size_t len = strlen(de->d_name);
+        int    listed = 0;
+
+        if (strncmp(de->d_name, "bad-", 4) != 0 || len < 9
+            || strcmp(de->d_name + len - 5, ".yaml") != 0)
+        {
+            continue;
+        }
+        for (i = 0; i < CR_NELEM(bad_kinds); i++) {
+            if (strlen(bad_kinds[i]) == len - 9
+                && strncmp(de->d_name + 4, bad_kinds[i], len - 9) == 0)
+            {
+                listed = 1;
+            }
+        }
+        if (!listed) {
+            print_error("%s is not in bad_kinds[]\n", de->d_name);
+        }
+        assert_true(listed);
+        found++;
+    }
+    closedir(dir);
+    assert_int_equal(found, CR_NELEM(bad_kinds));
+}
+
+static const struct CMUnitTest unit_tests[] = {
+    cmocka_unit_test(test_conf_parse_duration_table),
+    cmocka_unit_test(test_conf_parse_size_table),
+    cmocka_unit_test(test_conf_parse_addr_table),
+    cmocka_unit_test(test_conf_method_bits),
+    cmocka_unit_test(test_conf_full_fixture_parses_every_feature),
+    cmocka_unit_test(test_conf_minimal_config_gets_defaults),
+    cmocka_unit_test(test_conf_workers_auto_and_number),
+    cmocka_unit_test(test_conf_uri_limit_follows_header_limit),
+    cmocka_unit_test(test_conf_hash_follows_bytes),
+    cmocka_unit_test(test_conf_example_config_routes_slash_to_demo),
+    cmocka_unit_test(test_conf_missing_file_reports_strerror),
+    cmocka_unit_test(test_conf_errors_append_and_may_be_discarded),
+    cmocka_unit_test(test_conf_messages_escape_user_text),
+    cmocka_unit_test(test_conf_null_values_are_reported_as_nothing),
+    cmocka_unit_test(test_conf_deep_nesting_is_refused),
+    cmocka_unit_test(test_conf_every_fixture_is_listed),
+};
 
 int
 main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conf_parse_duration_table),
-        cmocka_unit_test(test_conf_parse_size_table),
-        cmocka_unit_test(test_conf_parse_addr_table),
-        cmocka_unit_test(test_conf_method_bits),
-        cmocka_unit_test(test_conf_full_fixture_parses_every_feature),
-        cmocka_unit_test(test_conf_minimal_config_gets_defaults),
-        cmocka_unit_test(test_conf_workers_auto_and_number),
-        cmocka_unit_test(test_conf_uri_limit_follows_header_limit),
-        cmocka_unit_test(test_conf_hash_follows_bytes),
-        cmocka_unit_test(test_conf_example_config_routes_slash_to_demo),
-        cmocka_unit_test(test_conf_missing_file_reports_strerror),
-        cmocka_unit_test(test_conf_errors_append_and_may_be_discarded),
-        cmocka_unit_test(test_conf_messages_escape_user_text),
-        cmocka_unit_test(test_conf_null_values_are_reported_as_nothing),
-        cmocka_unit_test(test_conf_deep_nesting_is_refused),
-        BAD("syntax"),
-        BAD("syntax-quote"),
-        BAD("utf8"),
-        BAD("empty"),
-        BAD("top-level"),
-        BAD("two-docs"),
-        BAD("alias"),
-        BAD("unknown-key"),
-        BAD("dup-key"),
-        BAD("type"),
-        BAD("duration"),
-        BAD("size"),
-        BAD("limits"),
-        BAD("address"),
-        BAD("integer"),
-        BAD("names"),
-        BAD("unknown-upstream"),
-        BAD("dup-upstream"),
-        BAD("dup-route"),
-        BAD("regex"),
-        BAD("match"),
-        BAD("headers"),
-        BAD("no-action"),
-        BAD("two-actions"),
-        BAD("proxy-options"),
-        BAD("no-servers"),
-        BAD("no-listen"),
-        BAD("empty-listen"),
-        BAD("redirect-location"),
-        BAD("status"),
-        BAD("multi"),
-    };
+    struct CMUnitTest tests[CR_NELEM(unit_tests) + CR_NELEM(bad_kinds)];
+    char              names[CR_NELEM(bad_kinds)][64];
+    size_t            i;
 
+    for (i = 0; i < CR_NELEM(unit_tests); i++) {
+        tests[i] = unit_tests[i];
+    }
+    for (i = 0; i < CR_NELEM(bad_kinds); i++) {
+        struct CMUnitTest *t = &tests[CR_NELEM(unit_tests) + i];
+
+        snprintf(names[i], sizeof(names[i]), "test_conf_bad_fixture(%s)", bad_kinds[i]);
+        t->name = names[i];
+        t->test_func = test_conf_bad_fixture;
+        t->setup_func = NULL;
+        t->teardown_func = NULL;
+        t->initial_state = (void *) bad_kinds[i];
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
