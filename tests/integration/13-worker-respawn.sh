@@ -3,6 +3,7 @@
 # worker (new pid, listening on the port), the other worker is untouched,
 # and requests keep succeeding.
 . "$(dirname "$0")/lib.sh"
+EXPECT_WORKER_EXITS=1      # the kill -9 below is the point of this test
 
 bport=$(start_backend b1)
 PORT=$(free_port)

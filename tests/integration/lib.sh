@@ -1,7 +1,8 @@
 # lib.sh - helpers shared by the integration tests (tests/integration/NN-*.sh).
 #
 # Sourced, never run. A test runs in its own directory ($TEST_DIR, made by
-# run.sh; made and removed here when a test is run on its own), starts its
+# run.sh; made and removed here when a test is run on its own, kept if
+# KEEP_TEST_DIR=1), starts its
 # backends and corral through these helpers, and leaves through stop_all,
 # which the EXIT trap calls: every process a test starts is recorded in
 # $TEST_DIR/.pids and stopped by pid, even when the test fails.
@@ -230,6 +231,7 @@ stop_all() {
             wait_for 5 _none_left
         fi
     fi
+    check_logs || rc=1
     if [ "$OWN_TEST_DIR" = 1 ]; then
         if [ "$rc" != 0 ]; then
             for f in "$TEST_DIR"/corral*.log; do
@@ -238,9 +240,35 @@ stop_all() {
                 tail -n 30 "$f" >&2
             done
         fi
-        cd / && rm -rf "$TEST_DIR"
+        if [ "${KEEP_TEST_DIR:-0}" = 1 ]; then
+            echo "test directory kept: $TEST_DIR" >&2
+        else
+            cd / && rm -rf "$TEST_DIR"
+        fi
     fi
     exit "$rc"
+}
+
+# check_logs: a test fails, whatever it checked, if corral's log shows a
+# sanitizer report or a worker that exited unexpectedly (a test that kills
+# a worker on purpose sets EXPECT_WORKER_EXITS=1).
+SANITIZER_RE='(ERROR|WARNING): [A-Za-z]+Sanitizer|runtime error:'
+check_logs() {
+    local f ok=0
+    for f in "$TEST_DIR"/corral*.log; do
+        [ -f "$f" ] || continue
+        if grep -Eq "$SANITIZER_RE" "$f"; then
+            echo "FAIL: sanitizer report in $(basename "$f"):" >&2
+            grep -Em1 -A 30 "$SANITIZER_RE" "$f" >&2
+            ok=1
+        fi
+        if [ "${EXPECT_WORKER_EXITS:-0}" != 1 ] && grep -q 'exited unexpectedly' "$f"; then
+            echo "FAIL: a worker exited unexpectedly ($(basename "$f")):" >&2
+            grep 'exited unexpectedly' "$f" | head -n 5 >&2
+            ok=1
+        fi
+    done
+    return "$ok"
 }
 
 trap stop_all EXIT

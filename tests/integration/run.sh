@@ -22,6 +22,7 @@ case "$CORRAL" in
 esac
 export CORRAL
 TEST_TIMEOUT=${TEST_TIMEOUT:-180}
+SANITIZER_RE='(ERROR|WARNING): [A-Za-z]+Sanitizer|runtime error:'
 
 passed=0
 failed=0
@@ -91,6 +92,10 @@ for t in "$HERE"/[0-9][0-9]-*.sh; do
         tail -n 40 "$dir/.output" | sed 's/^/  | /'
         for f in "$dir"/corral*.log; do
             [ -f "$f" ] || continue
+            if grep -Eq "$SANITIZER_RE" "$f"; then
+                echo "  --- sanitizer report in $(basename "$f")"
+                grep -Em1 -A 40 "$SANITIZER_RE" "$f" | sed 's/^/  | /'
+            fi
             echo "  --- tail of $(basename "$f")"
             tail -n 25 "$f" | sed 's/^/  | /'
         done

@@ -719,7 +719,7 @@ test_conf_bad_fixture(void **state)
     for (i = 0; same && i < n; i++) {
         same = strcmp(errs.msgs[i], want[i]) == 0;
     }
-    if (!same) {
+    if (same == 0) {
         for (i = 0; i < n; i++) {
             print_error("want: %s\n", want[i]);
         }
@@ -772,7 +772,7 @@ test_conf_every_fixture_is_listed(void **state)
                 listed = 1;
             }
         }
-        if (!listed) {
+        if (listed == 0) {
             print_error("%s is not in bad_kinds[]\n", de->d_name);
         }
         assert_true(listed);
