@@ -32,6 +32,7 @@
 #define CR_CONF_DEFAULT_HEADER_TIMEOUT   10000      /* ms */
 #define CR_CONF_DEFAULT_IDLE_TIMEOUT     60000      /* ms */
 #define CR_CONF_DEFAULT_SEND_TIMEOUT     60000      /* ms */
+#define CR_CONF_DEFAULT_BODY_TIMEOUT     60000      /* ms */
 #define CR_CONF_DEFAULT_DRAIN_TIMEOUT    30000      /* ms */
 #define CR_CONF_DEFAULT_KEEPALIVE        32
 #define CR_CONF_DEFAULT_CONNECT_TIMEOUT  5000       /* ms */
@@ -62,6 +63,7 @@ struct cr_conf_limits {
     uint64_t    header_timeout_ms;  /* first byte to end of head; 408 */
     uint64_t    idle_timeout_ms;    /* keep-alive wait between requests */
     uint64_t    send_timeout_ms;    /* client not reading our response */
+    uint64_t    body_timeout_ms;    /* between two reads of a request body; 408 */
 };
 
 struct cr_conf_server {

@@ -596,6 +596,8 @@ static const struct cr_conf_cmd limits_cmds[] = {
       1, CR_CONF_NO_MAX },
     { "send_timeout",     set_duration, offsetof(struct cr_conf_limits, send_timeout_ms),
       1, CR_CONF_NO_MAX },
+    { "body_timeout",     set_duration, offsetof(struct cr_conf_limits, body_timeout_ms),
+      1, CR_CONF_NO_MAX },
     { NULL, NULL, 0, 0, 0 }
 };
 
@@ -803,6 +805,7 @@ conf_defaults(struct cr_conf *conf)
     conf->limits.header_timeout_ms = CR_CONF_DEFAULT_HEADER_TIMEOUT;
     conf->limits.idle_timeout_ms = CR_CONF_DEFAULT_IDLE_TIMEOUT;
     conf->limits.send_timeout_ms = CR_CONF_DEFAULT_SEND_TIMEOUT;
+    conf->limits.body_timeout_ms = CR_CONF_DEFAULT_BODY_TIMEOUT;
 }
 
 static void

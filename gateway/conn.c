@@ -39,6 +39,7 @@
 #include "worker.h"
 
 #define LINGER_MS       2000
+#define DRAIN_GRACE_MS  3000    /* first request of a conn accepted pre-drain */
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
@@ -307,46 +308,78 @@ respond_local(struct cr_conn *c, const struct cr_conf_route *r)
 }
 
 /*
- * The host a request is for: the authority of an absolute-form target
- * (RFC 9112 §3.2.2, which then overrides Host), else the Host header.
- * Sets <path> to the path part of the target (no query).
+ * Split the request target (RFC 9112 §3.2) into the host, path and query
+ * corral routes and forwards on: origin-form "/p?q"; absolute-form
+ * "http://authority/p?q" (or https), whose authority then overrides Host;
+ * asterisk-form "*" for OPTIONS. Anything else (another scheme, a bare
+ * word) is refused, so a route on a path cannot be sidestepped by a target
+ * the router would read one way and a backend another. Returns CR_OK or
+ * CR_ERR (400).
  */
-static void
-request_host_path(const struct cr_conn *c, const char **host, size_t *hostlen,
-                  const char **path, size_t *pathlen)
+static int
+parse_target(struct cr_conn *c)
 {
     const struct cr_http_parser *hp = &c->req;
     const char *t = cr_http_str(hp, hp->target);
-    size_t tlen = hp->target.len, i;
+    size_t tlen = hp->target.len, i, skip = 0;
     const struct cr_http_field *f;
 
-    *host = NULL;
-    *hostlen = 0;
-    if (tlen > 7 && strncasecmp(t, "http://", 7) == 0) {
-        const char *a = t + 7;
+    c->host = NULL;
+    c->hostlen = 0;
+    c->host_from_target = 0;
+    if (tlen >= 7 && strncasecmp(t, "http://", 7) == 0) {
+        skip = 7;
+    } else if (tlen >= 8 && strncasecmp(t, "https://", 8) == 0) {
+        skip = 8;
+    }
+    if (skip != 0) {
+        const char *a = t + skip;
         size_t alen = 0;
 
-        while (7 + alen < tlen && a[alen] != '/' && a[alen] != '?') {
+        while (skip + alen < tlen && a[alen] != '/' && a[alen] != '?') {
             alen++;
         }
-        *host = a;
-        *hostlen = alen;
-        t = a + alen;
-        tlen -= 7 + alen;
-    } else if ((f = cr_http_find(hp, "host")) != NULL) {
-        *host = cr_http_str(hp, f->value);
-        *hostlen = f->value.len;
-        while (*hostlen > 0 && ((*host)[*hostlen - 1] == ' '
-                                || (*host)[*hostlen - 1] == '\t'))
-        {
-            (*hostlen)--;
+        if (alen == 0) {
+            return CR_ERR;
         }
+        c->host = a;
+        c->hostlen = alen;
+        c->host_from_target = 1;
+        t = a + alen;
+        tlen -= skip + alen;
+    } else if (tlen == 1 && t[0] == '*' && hp->method == HTTP_OPTIONS) {
+        c->path = t;
+        c->pathlen = 1;
+        c->query = t + 1;
+        c->querylen = 0;
+        goto host;
+    } else if (tlen == 0 || t[0] != '/') {
+        return CR_ERR;
     }
     for (i = 0; i < tlen && t[i] != '?'; i++) {
         continue;
     }
-    *path = t;
-    *pathlen = i;
+    if (i == 0) {
+        c->path = "/";      /* "http://host" or "http://host?q" */
+        c->pathlen = 1;
+    } else {
+        c->path = t;
+        c->pathlen = i;
+    }
+    c->query = t + i;
+    c->querylen = tlen - i;
+
+host:
+    if (c->host == NULL && (f = cr_http_find(hp, "host")) != NULL) {
+        c->host = cr_http_str(hp, f->value);
+        c->hostlen = f->value.len;
+        while (c->hostlen > 0 && (c->host[c->hostlen - 1] == ' '
+                                  || c->host[c->hostlen - 1] == '\t'))
+        {
+            c->hostlen--;
+        }
+    }
+    return CR_OK;
 }
 
 /* A request head is complete: route it. */
@@ -354,17 +387,19 @@ static void
 on_head(struct cr_conn *c)
 {
     const struct cr_conf_route *r;
-    const char *host, *path, *mname;
-    size_t hostlen, pathlen;
+    const char *mname;
 
     arm_timer(c, CR_CONN_T_NONE, 0);
     c->nreqs++;
     if (c->w->draining) {
         c->flags |= CR_CONN_F_CLOSE;
     }
-    request_host_path(c, &host, &hostlen, &path, &pathlen);
+    if (parse_target(c) != CR_OK) {
+        cr_conn_error(c, 400, "unsupported request target");
+        return;
+    }
     mname = llhttp_method_name((llhttp_method_t)c->req.method);
-    r = cr_router_match(c->w->conf, host, hostlen, path, pathlen,
+    r = cr_router_match(c->w->conf, c->host, c->hostlen, c->path, c->pathlen,
                         cr_conf_method_bit(mname, strlen(mname)));
     if (r == NULL) {
         cr_conn_error(c, 404, "no route");
@@ -381,10 +416,43 @@ on_head(struct cr_conn *c)
     cr_proxy_start(c, r);
 }
 
+static void
+set_read_timeout(struct cr_conn *c, uint64_t ms)
+{
+    const struct cr_conf_limits *lim = &c->w->conf->limits;
+    struct timeval r, w;
+
+    r.tv_sec = (time_t)(ms / 1000);
+    r.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    w.tv_sec = (time_t)(lim->send_timeout_ms / 1000);
+    w.tv_usec = (suseconds_t)((lim->send_timeout_ms % 1000) * 1000);
+    bufferevent_set_timeouts(c->bev, ms ? &r : NULL, &w);
+}
+
+void
+cr_conn_body_start(struct cr_conn *c)
+{
+    if (c->state == CR_CONN_S_UPSTREAM) {
+        c->state = CR_CONN_S_BODY;
+        cr_http_parser_resume(&c->req);
+        /*
+         * A client that stops sending its body must not hold this conn
+         * and an upstream conn forever. libevent suspends the read timeout
+         * while reading is disabled for backpressure, so a slow upstream
+         * does not trigger it.
+         */
+        if (!c->req.msg_done) {
+            set_read_timeout(c, c->w->conf->limits.body_timeout_ms);
+        }
+    }
+    cr_conn_pump(c);
+}
+
 /* The request message is complete. */
 static void
 on_request_done(struct cr_conn *c)
 {
+    set_read_timeout(c, 0);
     c->state = CR_CONN_S_REQ_DONE;
     if (c->proxy != NULL) {
         cr_proxy_req_done(c->proxy);
@@ -473,6 +541,15 @@ cr_conn_pump(struct cr_conn *c)
             if (evbuffer_get_length(in) == 0) {
                 break;
             }
+            if (cr_conn_output_full(c)) {
+                /*
+                 * A client pipelining requests we answer ourselves while
+                 * not reading the answers: stop here until it drains, or
+                 * our output would grow without bound.
+                 */
+                c->flags |= CR_CONN_F_OUT_PAUSED;
+                break;
+            }
             c->state = CR_CONN_S_HEAD;
             arm_timer(c, CR_CONN_T_HEAD, c->w->conf->limits.header_timeout_ms);
         }
@@ -499,11 +576,30 @@ cr_conn_pump(struct cr_conn *c)
     if ((c->flags & CR_CONN_F_READ_PAUSED) && c->state != CR_CONN_S_BODY) {
         c->flags &= ~CR_CONN_F_READ_PAUSED;
     }
-    if (!(c->flags & CR_CONN_F_READ_PAUSED) && !(c->flags & CR_CONN_F_PEER_EOF)) {
-        bufferevent_enable(c->bev, EV_READ);
+    if (c->flags & CR_CONN_F_PEER_EOF) {
+        /*
+         * The client has sent all it ever will. What is buffered still
+         * counts (a request then a half-close wants its answer); once it
+         * is used up, a request left incomplete can never finish.
+         */
+        if (evbuffer_get_length(in) == 0 && !(c->flags & CR_CONN_F_OUT_PAUSED)) {
+            if (c->state == CR_CONN_S_IDLE) {
+                close_after_flush(c, 0);
+                return;
+            }
+            if (c->state == CR_CONN_S_HEAD
+                || (c->state == CR_CONN_S_BODY && !c->req.msg_done))
+            {
+                cr_conn_close(c, "client closed mid-request");
+                return;
+            }
+        }
+        return;
     }
-    if ((c->flags & CR_CONN_F_PEER_EOF) && c->state == CR_CONN_S_IDLE) {
-        conn_free(c);
+    if (!(c->flags & (CR_CONN_F_READ_PAUSED | CR_CONN_F_OUT_PAUSED))) {
+        bufferevent_enable(c->bev, EV_READ);
+    } else {
+        bufferevent_disable(c->bev, EV_READ);
     }
 }
 
@@ -520,10 +616,6 @@ cr_conn_response_done(struct cr_conn *c, int close)
     }
     cr_http_parser_next(&c->req);
     c->state = CR_CONN_S_IDLE;
-    if (c->flags & CR_CONN_F_PEER_EOF) {
-        close_after_flush(c, 0);
-        return;
-    }
     arm_timer(c, CR_CONN_T_IDLE, c->w->conf->limits.idle_timeout_ms);
     cr_conn_pump(c);
 }
@@ -556,6 +648,11 @@ write_cb(struct bufferevent *bev, void *arg)
         }
         return;
     }
+    if (c->flags & CR_CONN_F_OUT_PAUSED) {
+        c->flags &= ~CR_CONN_F_OUT_PAUSED;
+        cr_conn_pump(c);
+        return;
+    }
     if (c->proxy != NULL) {
         cr_proxy_client_drained(c->proxy);
     }
@@ -567,6 +664,21 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     struct cr_conn *c = arg;
 
     (void)bev;
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
+        /* body_timeout: the client stopped sending its request body */
+        set_read_timeout(c, 0);
+        if (c->proxy != NULL) {
+            int started = cr_proxy_resp_started(c->proxy);
+
+            cr_proxy_abort(c->proxy, "request body timeout");
+            if (started) {
+                cr_conn_close(c, "request body timeout");
+                return;
+            }
+        }
+        cr_conn_error(c, 408, "request body timeout");
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         cr_conn_close(c, "send timeout");
         return;
@@ -577,37 +689,14 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_EOF) {
         c->flags |= CR_CONN_F_PEER_EOF;
-        switch (c->state) {
-        case CR_CONN_S_IDLE:
-            cr_conn_close(c, "client closed");
-            return;
-        case CR_CONN_S_CLOSING:
-            if (c->flags & CR_CONN_F_LINGER) {
-                if (c->timer_kind == CR_CONN_T_LINGER) {
-                    cr_conn_close(c, "lingering close done");
-                }
-                return;
+        if (c->state == CR_CONN_S_CLOSING) {
+            if ((c->flags & CR_CONN_F_LINGER) && c->timer_kind == CR_CONN_T_LINGER) {
+                cr_conn_close(c, "lingering close done");
             }
-            return;
-        case CR_CONN_S_REQ_DONE:
-        case CR_CONN_S_UPSTREAM:
-            /*
-             * A half-close after a complete request (nc, shutdown(SHUT_WR))
-             * still wants its answer; a request head still waiting for its
-             * body will never get it.
-             */
-            if (c->state == CR_CONN_S_REQ_DONE || !body_pending(c)) {
-                c->flags |= CR_CONN_F_CLOSE;
-                return;
-            }
-            cr_conn_close(c, "client closed mid-request");
-            return;
-        case CR_CONN_S_HEAD:
-        case CR_CONN_S_BODY:
-        default:
-            cr_conn_close(c, "client closed mid-request");
             return;
         }
+        /* what is buffered still gets its answer; the pump decides */
+        cr_conn_pump(c);
     }
 }
 
@@ -642,11 +731,21 @@ cr_conn_drain_all(struct cr_worker *w)
     for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
         c->flags |= CR_CONN_F_CLOSE;
-        if (c->state == CR_CONN_S_IDLE
-            && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        if (c->state != CR_CONN_S_IDLE
+            || evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
         {
-            cr_conn_close(c, "draining");
+            continue;       /* closes after its response */
         }
+        if (c->nreqs == 0) {
+            /*
+             * Accepted, but its first request is still on the wire: closing
+             * now would fail a client that did nothing wrong. It gets a
+             * moment to send it, and its answer says Connection: close.
+             */
+            arm_timer(c, CR_CONN_T_IDLE, DRAIN_GRACE_MS);
+            continue;
+        }
+        cr_conn_close(c, "draining idle keep-alive connection");
     }
 }
 

@@ -37,6 +37,8 @@ enum cr_conn_state {
 #define CR_CONN_F_IN_PUMP       0x0010u /* cr_conn_pump() is on the stack */
 #define CR_CONN_F_PUMP_AGAIN    0x0020u /* pump requested while in pump */
 #define CR_CONN_F_PEER_EOF      0x0040u /* client half-closed */
+#define CR_CONN_F_OUT_PAUSED    0x0080u /* our output is full: not reading
+                                         * the next request yet */
 
 enum cr_conn_timer {
     CR_CONN_T_NONE = 0,
@@ -59,6 +61,15 @@ struct cr_conn {
     struct cr_http_parser    req;       /* the client's requests */
     struct cr_proxy         *proxy;     /* upstream exchange in progress */
     unsigned                 nreqs;     /* requests seen on this conn */
+
+    /* the current request as routed (spans into req's arena) */
+    const char              *host;      /* NULL if none */
+    size_t                   hostlen;
+    int                      host_from_target;  /* absolute-form authority */
+    const char              *path;      /* "/..." or "*" */
+    size_t                   pathlen;
+    const char              *query;     /* "?..." or "" */
+    size_t                   querylen;
 };
 
 /*
@@ -100,6 +111,12 @@ void cr_conn_error(struct cr_conn *c, int status, const char *why);
 
 /* Close now (deferred to the end of the pump if one is running). */
 void cr_conn_close(struct cr_conn *c, const char *why);
+
+/*
+ * The proxy has an upstream ready: let the request body flow (body timeout
+ * armed). May close <c>.
+ */
+void cr_conn_body_start(struct cr_conn *c);
 
 /* Is the client's output over the high watermark (stop feeding it)? */
 int cr_conn_output_full(const struct cr_conn *c);

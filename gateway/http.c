@@ -364,13 +364,23 @@ on_headers_complete(llhttp_t *p)
              * other coding, so anything but a lone "chunked" is refused
              * rather than forwarded with a framing we cannot vouch for.
              */
-            if (hp->is_request && !value_is(hp, f, "chunked")) {
-                return fail(hp, 501, "unsupported transfer coding");
+            if (!value_is(hp, f, "chunked")) {
+                if (hp->is_request) {
+                    return fail(hp, 501, "unsupported transfer coding");
+                }
+                /* we would have to pass the coding on unannounced */
+                return fail(hp, 502, "unsupported transfer coding in response");
             }
         }
     }
 
     if (hp->is_request) {
+        /*
+         * corral does not switch protocols: an Upgrade request (h2c,
+         * websocket) is answered as a plain request, so llhttp must not
+         * stop at its end waiting for another protocol's bytes.
+         */
+        p->upgrade = 0;
         if (nhost > 1) {
             return fail(hp, 400, "duplicate Host header");
         }
@@ -471,7 +481,15 @@ cr_http_parser_execute(struct cr_http_parser *hp, const char *data, size_t len,
     case HPE_PAUSED:
     case HPE_PAUSED_UPGRADE:
         used = (size_t)(llhttp_get_error_pos(&hp->p) - data);
-        *ev = hp->msg_done ? CR_HTTP_EV_DONE : CR_HTTP_EV_HEAD;
+        if (hp->msg_done) {
+            *ev = CR_HTTP_EV_DONE;
+        } else if (hp->head_done) {
+            *ev = CR_HTTP_EV_HEAD;
+        } else {
+            /* a pause with no head cannot come from our callbacks */
+            *ev = CR_HTTP_EV_ERROR;
+            fail(hp, hp->is_request ? 400 : 502, "unexpected parser pause");
+        }
         break;
     default:
         used = 0;
@@ -666,6 +684,14 @@ cr_http_is_hop_by_hop(const struct cr_http_parser *hp, const char *name, size_t 
         if (cr_http_name_eq(name, len, hop_by_hop[i])) {
             return 1;
         }
+    }
+    /*
+     * A client must not make us drop the header we route on: Host stays
+     * end-to-end whatever Connection lists (framing headers are rewritten
+     * by us anyway).
+     */
+    if (cr_http_name_eq(name, len, "host")) {
+        return 0;
     }
     for (i = 0; i < hp->nfields; i++) {
         const struct cr_http_field *f = &hp->fields[i];

@@ -38,6 +38,7 @@
 
 #define LISTENER_BACKOFF_MS     100
 #define LISTENER_LOG_EVERY_MS   1000    /* accept errors: one line per second */
+#define LISTENER_LIMIT_LOG_MS   10000   /* max_connections: one line per 10 s */
 #define LISTENER_PENDING_MAX    1024    /* cr_listener_accept_pending() bound */
 
 struct cr_listener {
@@ -69,11 +70,23 @@ update_enabled(struct cr_listener *l)
     }
 }
 
-/* Pause every listener of <w>: it holds as many connections as it may. */
+/*
+ * Pause every listener of <w>: it holds as many connections as it may.
+ * At saturation this happens once per accepted connection, so the warning
+ * is rate-limited.
+ */
 static void
 pause_all(struct cr_worker *w)
 {
+    static uint64_t last_warn_ms;
+    uint64_t now = now_ms();
     size_t i;
+
+    if (last_warn_ms == 0 || now - last_warn_ms >= LISTENER_LIMIT_LOG_MS) {
+        cr_log_warn("max_connections (%u) reached, pausing accept",
+                    w->conf->limits.max_connections);
+        last_warn_ms = now;
+    }
 
     for (i = 0; i < w->nlisteners; i++) {
         if (w->listeners[i] != NULL) {
@@ -239,7 +252,7 @@ cr_listener_pause(struct cr_listener *l)
     if ((l->flags & LISTENER_F_PAUSED) == 0) {
         l->flags |= LISTENER_F_PAUSED;
         update_enabled(l);
-        cr_log_info("listen %s: %u connections, pausing accept",
+        cr_log_debug("listen %s: %u connections, pausing accept",
                     l->conf->addr.text, l->w->nconns);
     }
 }
@@ -250,7 +263,7 @@ cr_listener_resume(struct cr_listener *l)
     if (l->flags & LISTENER_F_PAUSED) {
         l->flags &= ~LISTENER_F_PAUSED;
         update_enabled(l);
-        cr_log_info("listen %s: %u connections, resuming accept",
+        cr_log_debug("listen %s: %u connections, resuming accept",
                     l->conf->addr.text, l->w->nconns);
     }
 }

@@ -121,48 +121,39 @@ add_value(struct cr_buf *b, const char *v, size_t len)
 static int
 build_request_head(struct cr_proxy *p)
 {
-    const struct cr_http_parser *hp = &p->c->req;
+    const struct cr_conn *c = p->c;
+    const struct cr_http_parser *hp = &c->req;
     const struct cr_conf_header_rules *rules = &p->route->request_headers;
     struct cr_buf *b = &p->head;
-    const char *t = cr_http_str(hp, hp->target);
-    size_t tlen = hp->target.len, plen, i;
-    const char *host = NULL;
-    size_t hostlen = 0;
+    const char *host = c->host_from_target ? c->host : NULL;
+    size_t hostlen = c->hostlen, i;
     const char *mname = llhttp_method_name((llhttp_method_t)hp->method);
 
-    /* absolute-form: send origin-form upstream (RFC 9112 §3.2.1) */
-    if (tlen > 7 && strncasecmp(t, "http://", 7) == 0) {
-        size_t skip = 7;
-
-        host = t + 7;
-        while (skip < tlen && t[skip] != '/' && t[skip] != '?') {
-            skip++;
-        }
-        hostlen = skip - 7;
-        t += skip;
-        tlen -= skip;
-    }
-    for (plen = 0; plen < tlen && t[plen] != '?'; plen++) {
-        continue;
-    }
-
+    /* origin-form upstream, whatever form the client used (RFC 9112 §3.2.1) */
     cr_buf_addf(b, "%s ", mname);
-    if (plen == 0) {
-        cr_buf_adds(b, "/");
-    } else if (p->route->strip_prefix != NULL) {
-        char stripped[8192];
-        size_t n = cr_router_strip_prefix(p->route->strip_prefix, t, plen,
-                                          stripped, sizeof(stripped));
+    if (p->route->strip_prefix != NULL && c->path[0] == '/') {
+        char stripped[4096], *big = NULL, *out = stripped;
+        size_t cap = sizeof(stripped), n;
 
-        if (n == (size_t)-1) {
-            cr_buf_add(b, t, plen);
-        } else {
-            cr_buf_add(b, stripped, n);
+        if (c->pathlen + 2 > cap) {
+            cap = c->pathlen + 2;
+            big = malloc(cap);
+            if (big == NULL) {
+                return CR_ERR;
+            }
+            out = big;
         }
+        n = cr_router_strip_prefix(p->route->strip_prefix, c->path, c->pathlen, out, cap);
+        if (n == (size_t)-1) {
+            free(big);
+            return CR_ERR;
+        }
+        cr_buf_add(b, out, n);
+        free(big);
     } else {
-        cr_buf_add(b, t, plen);
+        cr_buf_add(b, c->path, c->pathlen);
     }
-    cr_buf_add(b, t + plen, tlen - plen);       /* the query, as received */
+    cr_buf_add(b, c->query, c->querylen);       /* the query, as received */
     cr_buf_adds(b, " HTTP/1.1\r\n");
 
     for (i = 0; i < hp->nfields; i++) {
@@ -388,11 +379,7 @@ send_head(struct cr_proxy *p)
     if (p->flags & P_REQ_DONE) {
         return;             /* a retry of a bodyless request */
     }
-    if (c->state == CR_CONN_S_UPSTREAM) {
-        c->state = CR_CONN_S_BODY;
-        cr_http_parser_resume(&c->req);
-    }
-    cr_conn_pump(c);
+    cr_conn_body_start(c);
 }
 
 /* Pick a server and get a connection to it; on failure answer 502/503. */
@@ -573,8 +560,13 @@ resp_head_cb(void *arg)
     }
 
     nobody = head_req || hp->status == 204 || hp->status == 304;
+    /*
+     * An answer that comes before the request body is all sent ends the
+     * connection (we stop forwarding the body), so it says so.
+     */
     p->client_keep = cr_http_should_keep_alive(&p->c->req)
-                     && !(p->c->flags & CR_CONN_F_CLOSE) && !p->c->w->draining;
+                     && !(p->c->flags & CR_CONN_F_CLOSE) && !p->c->w->draining
+                     && (p->flags & P_REQ_DONE);
 
     cr_buf_addf(&b, "HTTP/1.1 %d ", hp->status);
     if (hp->reason.len != 0) {

@@ -3,10 +3,11 @@
  *
  * A pure function of the config: routes are tried in file order and the
  * first one whose every given condition matches wins. Nothing is allocated
- * and nothing is copied: the Host value is narrowed in place to its name
- * (port and one trailing dot dropped), paths are compared as bytes, and
- * regular expressions run with REG_STARTEND (a glibc and BSD extension) so
- * the path needs no NUL terminator.
+ * and nothing is copied (sanitizer builds excepted, see ROUTER_REGEX_COPY):
+ * the Host value is narrowed in place to its name (port and one trailing
+ * dot dropped), paths are compared as bytes, and regular expressions run
+ * with REG_STARTEND (a glibc and BSD extension) so the path needs no NUL
+ * terminator.
  *
  * Conditions, cheapest first:
  *   methods     a bit set; a route that allows GET also allows HEAD, since
@@ -20,10 +21,52 @@
  *               POSIX extended, unanchored unless written with ^ or $.
  */
 #include <regex.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
 #include "router.h"
+
+/*
+ * The sanitizers' regexec() interceptor checks strlen(string) + 1 bytes
+ * whatever the flags, so a path that is not NUL-terminated (the parser's
+ * spans are not) looks like an overflow although glibc reads only up to
+ * rm_eo. Sanitizer builds therefore match on a terminated copy; normal
+ * builds copy nothing.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define ROUTER_REGEX_COPY 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ROUTER_REGEX_COPY 1
+#endif
+#endif
+
+/* regexec() on exactly <len> bytes of <s>. Returns 1 on a match. */
+static int
+regex_match(const regex_t *re, const char *s, size_t len)
+{
+    regmatch_t m[1];
+    int rc;
+#ifdef ROUTER_REGEX_COPY
+    char *copy = malloc(len + 1);
+
+    if (copy == NULL) {
+        return 0;
+    }
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    s = copy;
+#endif
+
+    m[0].rm_so = 0;
+    m[0].rm_eo = (regoff_t)len;
+    rc = regexec(re, s, 1, m, REG_STARTEND);
+#ifdef ROUTER_REGEX_COPY
+    free(copy);
+#endif
+    return rc == 0;
+}
 
 static int
 ascii_lower(int c)
@@ -97,7 +140,6 @@ host_match(const char *pattern, const char *h, size_t n)
 static int
 path_match(const struct cr_conf_route *r, const char *path, size_t pathlen)
 {
-    regmatch_t m[1];
     size_t n;
 
     if (r->path != NULL) {
@@ -112,12 +154,8 @@ path_match(const struct cr_conf_route *r, const char *path, size_t pathlen)
             return 0;
         }
     }
-    if (r->path_regex != NULL) {
-        m[0].rm_so = 0;
-        m[0].rm_eo = (regoff_t)pathlen;
-        if (regexec(&r->regex, path, 1, m, REG_STARTEND) != 0) {
-            return 0;
-        }
+    if (r->path_regex != NULL && !regex_match(&r->regex, path, pathlen)) {
+        return 0;
     }
     return 1;
 }

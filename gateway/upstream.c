@@ -276,7 +276,8 @@ cr_upstream_release(struct cr_upstream_conn *uc, int reusable)
     struct timeval tv = { IDLE_TIMEOUT_S, 0 };
 
     if (!reusable || pool->w->draining || pool->nidle >= pool->conf->keepalive
-        || evbuffer_get_length(bufferevent_get_input(uc->bev)) != 0)
+        || evbuffer_get_length(bufferevent_get_input(uc->bev)) != 0
+        || evbuffer_get_length(bufferevent_get_output(uc->bev)) != 0)
     {
         cr_upstream_close(uc);
         return;

@@ -9,6 +9,7 @@
 #ifndef CR_WORKER_H
 #define CR_WORKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 

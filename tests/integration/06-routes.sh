@@ -140,7 +140,7 @@ check(r.header("X-Backend") == "b1" and r.header("X-Served-By") is None,
 EOF
 
 # the same through curl, as a user would
-hdrs=$("${CURL[@]}" -s -o /dev/null -D - -H 'Host: api.test' "http://127.0.0.1:$PORT/api/" | tr -d '\r' | tr 'A-Z' 'a-z')
+hdrs=$("${CURL[@]}" -s -o /dev/null -D - -H 'Host: api.test' "http://127.0.0.1:$PORT/api/" | tr -d '\r' | tr '[:upper:]' '[:lower:]')
 assert_match '^x-served-by: corral$' "$hdrs" "curl GET /api/ on api.test: X-Served-By"
 code=$(http_code "http://127.0.0.1:$PORT/old/x")
 assert_eq 301 "$code" "curl GET /old/x status"

@@ -12,7 +12,8 @@
 
 bport=$(start_backend b1)
 PORT=$(free_port)
-export PORT BLOG=$(backend_log b1)
+BLOG=$(backend_log b1)
+export PORT BLOG
 
 cat > corral.yaml <<EOF
 name: t

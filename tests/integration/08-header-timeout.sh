@@ -44,6 +44,8 @@ check(r.version == "HTTP/1.1" and r.status == 408, "partial head: status", "HTTP
       (r.version, r.status))
 check(0.8 <= dt <= 10, "partial head: 408 after about header_timeout (1s)", "0.8..10 s",
       "%.2f s" % dt)
+check(any("close" in v.lower() for v in r.all("Connection")), "partial head: Connection: close",
+      "close", r.all("Connection"))
 check(c.closed_within(10), "partial head: connection closed after the 408")
 c.close()
 

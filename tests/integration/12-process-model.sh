@@ -44,11 +44,11 @@ done <<< "$owners"
 assert_eq "$workers" "$(printf '%s\n' "$owners" | sort -n | paste -sd' ')" \
     "owners of the LISTEN sockets = the master's children, one socket each"
 assert_eq 2 "$(printf '%s\n' "$owners" | sort -u | grep -c .)" "distinct owner pids"
-assert_not_contains " $(printf '%s ' $owners)" " $CORRAL_PID " "the master owns no LISTEN socket"
+assert_not_contains " $(tr ',\n' '  ' <<< "$owners")" " $CORRAL_PID " "the master owns no LISTEN socket"
 # and not even a copy of one: no socket of the master listens on the port
-if ss -ltnp | grep -E "[:.]$PORT[[:space:]]" | grep -q "pid=$CORRAL_PID,"; then
+if ss -ltnp | grep -E "[:.]${PORT}[[:space:]]" | grep -q "pid=$CORRAL_PID,"; then
     fail "master $CORRAL_PID holds a listening socket on port $PORT:
-$(ss -ltnp | grep -E "[:.]$PORT[[:space:]]")"
+$(ss -ltnp | grep -E "[:.]${PORT}[[:space:]]")"
 fi
 
 # both serve: 40 new connections all answered

@@ -21,6 +21,7 @@ EOF
 start_corral corral.yaml
 wait_listeners "$PORT" 2 || fail "expected 2 LISTEN sockets on $PORT, got $(count_listeners "$PORT")"
 
+# shellcheck disable=SC2046   # one pid per word
 set -- $(worker_pids)
 [ "$#" = 2 ] || fail "expected 2 workers, got: $*"
 victim=$1

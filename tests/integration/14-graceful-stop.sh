@@ -25,8 +25,9 @@ start_corral corral.yaml
 wait_listeners "$PORT" 2 || fail "expected 2 LISTEN sockets on $PORT"
 workers=$(worker_pids)
 
-# an idle keep-alive connection, opened and used before the stop
-py > idle.txt 2>&1 <<'EOF' &
+# an idle keep-alive connection, opened and used before the stop (python3
+# itself, not the py function, so that $! is the client process)
+PYTHONPATH="$TEST_DIR" python3 - > idle.txt 2>&1 <<'EOF' &
 import time
 from httpc import *
 c = Conn(timeout=30)
@@ -37,10 +38,12 @@ t0 = time.time()
 print("closed" if c.closed_within(25) else "still-open", "%.1f" % (time.time() - t0), flush=True)
 EOF
 idle_pid=$!
+record client "$idle_pid"
 
 # the request in flight
 "${CURL[@]}" -o slow.txt -w '%{http_code}' "http://127.0.0.1:$PORT/slow?ms=2000" > slow.code 2> slow.err &
 curl_pid=$!
+record client "$curl_pid"
 
 _slow_at_backend() { grep -q 'GET /slow?ms=2000' "$BLOG"; }
 wait_for 10 _slow_at_backend || fail "the /slow request never reached the backend"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# 17-reload-under-load: eight clients, each opening a new connection per
-# request, run while the config is reloaded twenty times in a row (each reload
+# 17-reload-under-load: sixteen clients, each opening a new connection per
+# request, run while the config is reloaded forty times in a row (each reload
 # waits for the new generation to answer and the old one to exit, then lets
 # the load run a little). Not one request may fail: no refused or reset
 # connection, no missing or non-200 answer.
@@ -28,8 +28,9 @@ write_conf 0
 start_corral "$CONF"
 wait_listeners "$PORT" 2 || fail "expected 2 LISTEN sockets on $PORT"
 
-# load: at most 90 s and 100000 requests; stops early when load.stop appears
-py > load.txt 2>&1 <<'EOF' &
+# load: at most 90 s and 100000 requests; stops early when load.stop appears.
+# (python3 itself, not the py function, so that $! is the client process)
+PYTHONPATH="$TEST_DIR" python3 - > load.txt 2>&1 <<'EOF' &
 import os, threading, time
 from httpc import *
 
@@ -59,11 +60,14 @@ def client(k):
         with lock:
             if err:
                 stats["fail"] += 1
-                errors.append("%.3f %s" % (time.time(), err))
+                t = time.time()
+                # UTC, as in corral's log, to find the reload it ran into
+                errors.append("%s.%03dZ %s" % (time.strftime("%H:%M:%S", time.gmtime(t)),
+                                               int(t * 1000) % 1000, err))
             else:
                 stats["ok"] += 1
 
-threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
 for t in threads:
     t.start()
 for t in threads:
@@ -73,11 +77,12 @@ for e in errors[:20]:
 print("ok=%d fail=%d" % (stats["ok"], stats["fail"]), flush=True)
 EOF
 load_pid=$!
+record client "$load_pid"
 
 _load_running() { [ "$(wc -l < "$(backend_log b1)")" -gt 20 ]; }
 wait_for 10 _load_running || fail "the load does not reach the backend: $(cat load.txt)"
 
-for gen in $(seq 1 20); do
+for gen in $(seq 1 40); do
     old=$(worker_pids | paste -sd' ')
     write_conf "$gen"
     kill -HUP "$CORRAL_PID"
@@ -90,7 +95,7 @@ for gen in $(seq 1 20); do
     }
     wait_for 20 _old_gone || fail "reload $gen: old workers still running after 20 s: $old"
     log "reload $gen done; workers: $(worker_pids | paste -sd' ')"
-    sleep 0.2       # let the load run on this generation too
+    sleep 0.1       # let the load run on this generation too
 done
 
 touch load.stop
@@ -98,7 +103,7 @@ wait "$load_pid"
 result=$(tail -n 1 load.txt)
 log "load: $result"
 grep -q '^error' load.txt && log "$(grep '^error' load.txt)"
-assert_match '^ok=[0-9]+ fail=0$' "$result" "requests failed during twenty reloads under load:
+assert_match '^ok=[0-9]+ fail=0$' "$result" "requests failed during forty reloads under load:
 $(grep '^error' load.txt)"
 ok=$(echo "$result" | sed 's/^ok=\([0-9]*\).*/\1/')
 [ "$ok" -ge 500 ] || fail "too little load to mean anything: $result"

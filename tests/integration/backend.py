@@ -38,7 +38,6 @@ check what reached the backend.
 import argparse
 import hashlib
 import json
-import socketserver
 import sys
 import threading
 import time

@@ -1,11 +1,12 @@
-# lib.sh - helpers shared by the integration tests (tests/integration/NN-*.sh).
+# shellcheck shell=bash
+# lib.sh - shell functions shared by the integration tests (tests/integration/NN-*.sh).
 #
-# Sourced, never run. A test runs in its own directory ($TEST_DIR, made by
-# run.sh; made and removed here when a test is run on its own, kept if
-# KEEP_TEST_DIR=1), starts its
-# backends and corral through these helpers, and leaves through stop_all,
-# which the EXIT trap calls: every process a test starts is recorded in
-# $TEST_DIR/.pids and stopped by pid, even when the test fails.
+# Sourced, never run. A test runs in its own directory ($TEST_DIR: made by
+# run.sh; when a test is run on its own, made here and removed at the end
+# unless KEEP_TEST_DIR=1), starts its backends and corral through these
+# functions, and leaves through stop_all, which the EXIT trap calls: every
+# process a test starts is recorded in $TEST_DIR/.pids and stopped by pid,
+# even when the test fails.
 #
 # Conventions:
 #   - asserts print what was expected and what came, then exit 1;
@@ -32,11 +33,13 @@ export TEST_DIR
 cd "$TEST_DIR" || exit 1
 : > "$TEST_DIR/.pids"
 
+# backend.py is imported by some tests: leave no __pycache__ in the tree.
+export PYTHONDONTWRITEBYTECODE=1
+
 # Clients talk to 127.0.0.1 directly, whatever the environment says.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 export NO_PROXY='*' no_proxy='*'
 
-TEST_NAME=$(basename "$0" .sh)
 CORRAL_PID=""
 CORRAL_LOG=""
 CORRAL_PORT=""
@@ -113,7 +116,7 @@ need() {
     done
 }
 
-need python3 curl ss ps sha256sum
+need python3 curl ss ps sha256sum timeout stat paste seq readlink
 
 # ---------------------------------------------------------------------------
 # time
@@ -159,11 +162,16 @@ is_ours() {
             cmd=$(tr '\0' ' ' < "/proc/$2/cmdline" 2>/dev/null) || return 1
             case "$cmd" in *backend.py*) return 0 ;; esac
             return 1 ;;
+        client)
+            # a test's own background client: still a child of this shell
+            [ "$(ps -o ppid= -p "$2" 2>/dev/null | tr -d ' ')" = "$$" ] && return 0
+            return 1 ;;
     esac
     return 1
 }
 
-# record KIND PID
+# record KIND PID: KIND is corral, worker, backend, or client (a test's own
+# background client process, e.g. a load generator), so stop_all stops it.
 record() {
     echo "$1 $2" >> "$TEST_DIR/.pids"
 }
@@ -305,19 +313,23 @@ EOF
 # start_backend NAME [ARGS...]: start backend.py, print its port once it
 # accepts connections. Its requests are logged in backend-NAME.log.
 start_backend() {
-    local name=$1 port pid try
+    local name=$1 port pid
     shift
-    for try in 1 2 3; do
+    for _ in 1 2 3; do
         port=$(free_port)
         python3 "$LIB_DIR/backend.py" --port "$port" --name "$name" "$@" \
             >> "$TEST_DIR/backend-$name.log" 2>&1 </dev/null &
         pid=$!
         record backend "$pid"
-        if wait_for 10 port_open "$port"; then
-            if alive "$pid"; then
-                echo "$port"
-                return 0
-            fi
+        # up when it said so in its own log (not merely when something
+        # answers on the port, which could be another process)
+        _backend_up() {
+            grep -q "^$name listening on 127.0.0.1:$port\$" "$TEST_DIR/backend-$name.log" &&
+                port_open "$port"
+        }
+        if wait_for 10 _backend_up && alive "$pid"; then
+            echo "$port"
+            return 0
         fi
         kill -TERM "$pid" 2>/dev/null
     done
@@ -344,7 +356,7 @@ EOF
 # background (this shell's child, so `wait $CORRAL_PID` gives its exit
 # status), log in corral.log (corral-2.log for a second instance, ...).
 # Waits until PORT accepts connections. Sets CORRAL_PID, CORRAL_LOG and
-# CORRAL_PORT.
+# CORRAL_PORT (for the tests' use).
 start_corral() {
     local conf=$1 port=${2:-}
     [ -n "$port" ] || port=$(config_port "$conf")
@@ -358,7 +370,7 @@ start_corral() {
     fi
     "$CORRAL" -c "$conf" -l info >> "$CORRAL_LOG" 2>&1 </dev/null &
     CORRAL_PID=$!
-    CORRAL_PORT=$port
+    export CORRAL_PORT=$port
     record corral "$CORRAL_PID"
     local deadline=$(( $(now_ms) + 20000 ))
     while ! port_open "$port"; do

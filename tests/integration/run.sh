@@ -78,13 +78,14 @@ for t in "$HERE"/[0-9][0-9]-*.sh; do
     fi
     secs=$(( $(date +%s) - start ))
     if [ "$rc" = 0 ]; then
-        echo "PASS $name (${secs}s)"
+        echo "PASS $name"
         passed=$((passed + 1))
     else
+        echo "FAIL $name"
         if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-            echo "FAIL $name (timed out after ${TEST_TIMEOUT}s)"
+            echo "  (timed out after ${TEST_TIMEOUT} s)"
         else
-            echo "FAIL $name (exit $rc, ${secs}s)"
+            echo "  (exit status $rc after ${secs} s)"
         fi
         failed=$((failed + 1))
         failed_names+=("$name")
@@ -92,7 +93,7 @@ for t in "$HERE"/[0-9][0-9]-*.sh; do
         tail -n 40 "$dir/.output" | sed 's/^/  | /'
         for f in "$dir"/corral*.log; do
             [ -f "$f" ] || continue
-            if grep -Eq "$SANITIZER_RE" "$f"; then
+            if grep -Eq "$SANITIZER_RE" "$f" && ! grep -q 'sanitizer report in' "$dir/.output"; then
                 echo "  --- sanitizer report in $(basename "$f")"
                 grep -Em1 -A 40 "$SANITIZER_RE" "$f" | sed 's/^/  | /'
             fi

@@ -406,6 +406,65 @@ test_http_keep_alive_follows_version_and_connection(void **state)
     }
 }
 
+static void
+test_http_upgrade_request_is_served_as_plain_http(void **state)
+{
+    struct cr_http_parser hp;
+    const char *in = "GET /a HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                     "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+    size_t first = strlen(in) - strlen("GET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    enum cr_http_event ev;
+    size_t used, n;
+
+    (void)state;
+    cr_http_parser_init(&hp, 1, &limits, NULL, NULL, NULL);
+    assert_int_equal(feed(&hp, in, &used), CR_HTTP_EV_HEAD);
+    assert_int_equal(used, first);
+    cr_http_parser_resume(&hp);
+    n = cr_http_parser_execute(&hp, in + used, 0, &ev);
+    assert_int_equal(ev, CR_HTTP_EV_DONE);
+    assert_int_equal(n, 0);
+    cr_http_parser_next(&hp);
+    /* the pipelined request after it parses as HTTP, not as another protocol */
+    n = cr_http_parser_execute(&hp, in + used, strlen(in) - used, &ev);
+    assert_int_equal(ev, CR_HTTP_EV_HEAD);
+    assert_int_equal(hp.method, HTTP_GET);
+    assert_memory_equal(cr_http_str(&hp, hp.target), "/b", 2);
+    cr_http_parser_free(&hp);
+}
+
+static void
+test_http_connection_cannot_make_host_hop_by_hop(void **state)
+{
+    struct cr_http_parser hp;
+    const char *in = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Host, X-A\r\n\r\n";
+    size_t used;
+
+    (void)state;
+    cr_http_parser_init(&hp, 1, &limits, NULL, NULL, NULL);
+    assert_int_equal(feed(&hp, in, &used), CR_HTTP_EV_HEAD);
+    assert_false(cr_http_is_hop_by_hop(&hp, "Host", 4));
+    assert_true(cr_http_is_hop_by_hop(&hp, "X-A", 3));
+    cr_http_parser_free(&hp);
+}
+
+static void
+test_http_response_with_other_transfer_coding_is_refused(void **state)
+{
+    struct cr_http_parser hp;
+    struct sink s = { .len = 0 };
+    const char *in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nGZ";
+    enum cr_http_event ev;
+
+    (void)state;
+    cr_http_parser_init(&hp, 0, &limits, sink_head, sink_body, &s);
+    cr_http_parser_execute(&hp, in, strlen(in), &ev);
+    assert_int_equal(ev, CR_HTTP_EV_ERROR);
+    assert_int_equal(hp.err_status, 502);
+    assert_int_equal(s.len, 0);
+    cr_http_parser_free(&hp);
+}
+
 int
 main(void)
 {
@@ -424,6 +483,9 @@ main(void)
         cmocka_unit_test(test_http_hop_by_hop_includes_connection_tokens),
         cmocka_unit_test(test_http_header_rules_drop_removed_and_replaced),
         cmocka_unit_test(test_http_keep_alive_follows_version_and_connection),
+        cmocka_unit_test(test_http_upgrade_request_is_served_as_plain_http),
+        cmocka_unit_test(test_http_connection_cannot_make_host_hop_by_hop),
+        cmocka_unit_test(test_http_response_with_other_transfer_coding_is_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
