@@ -48,11 +48,13 @@ DEB_PKGS := gcc make pkg-config libevent-dev libyaml-dev libjemalloc-dev \
 CONF_SRC    := $(wildcard conf/*.c)
 GW_SRC      := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 SHM_SRC     := $(wildcard shm/*.c)
+CTL_SRC     := $(wildcard ctl/*.c)
 LLHTTP_SRC  := api.c http.c llhttp.c
 
 CONF_OBJ    := $(CONF_SRC:%.c=$(BUILD)/%.o)
 GW_OBJ      := $(GW_SRC:%.c=$(BUILD)/%.o)
 SHM_OBJ     := $(SHM_SRC:%.c=$(BUILD)/%.o)
+CTL_OBJ     := $(CTL_SRC:%.c=$(BUILD)/%.o)
 LLHTTP_OBJ  := $(LLHTTP_SRC:%.c=$(BUILD)/llhttp/%.o)
 LIB_OBJ     := $(CONF_OBJ) $(GW_OBJ) $(SHM_OBJ) $(LLHTTP_OBJ)
 
@@ -66,7 +68,7 @@ FLAGS_NOW   := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(MALLOC)
 
 .PHONY: all deps run test test-unit test-integration bench install clean FORCE
 
-all: $(BUILD)/corral
+all: $(BUILD)/corral $(if $(CTL_SRC),$(BUILD)/corralctl)
 
 $(FLAGS_FILE): FORCE
 	@mkdir -p $(BUILD)
@@ -85,13 +87,17 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c $(FLAGS_FILE)
 
 $(BUILD)/corral: $(BUILD)/gateway/main.o $(LIB_OBJ)
 	@$(if $(Q),echo "  LD    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/corralctl: $(CTL_OBJ) $(SHM_OBJ) $(CONF_OBJ)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) $(WARN) -Wno-missing-prototypes $(CPPFLAGS) $(PKG_CFLAGS) \
-	    -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	    -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -116,8 +122,9 @@ test: deps
 test-unit: $(UNIT_BIN)
 	@tests/unit/run.sh $(UNIT_BIN)
 
-test-integration: $(BUILD)/corral
-	@CORRAL=$(abspath $(BUILD)/corral) tests/integration/run.sh
+test-integration: all
+	@CORRAL=$(abspath $(BUILD)/corral) CORRALCTL=$(abspath $(BUILD)/corralctl) \
+	    tests/integration/run.sh
 
 bench: all
 	bench/run.sh
@@ -125,6 +132,8 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/corral
 	install -m 0755 $(BUILD)/corral $(DESTDIR)$(PREFIX)/sbin/corral
+	install -d $(DESTDIR)$(PREFIX)/bin
+	$(if $(CTL_SRC),install -m 0755 $(BUILD)/corralctl $(DESTDIR)$(PREFIX)/bin/corralctl)
 	install -m 0644 conf/corral.yaml $(DESTDIR)/etc/corral/corral.yaml
 
 clean:

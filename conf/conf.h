@@ -70,6 +70,8 @@ struct cr_conf_server {
     struct cr_conf_addr      addr;
     unsigned                 weight;    /* >= 1, default 1 */
     struct cr_mark           mark;
+    int                      stats_row; /* shm server table row; set by the
+                                         * master, -1 = not counted */
 };
 
 enum cr_balance {
@@ -153,6 +155,8 @@ struct cr_conf_route {
     struct cr_conf_header_rules response_headers;
 
     struct cr_mark           mark;
+    int                      stats_row;     /* shm route table row; set by the
+                                             * master, -1 = not counted */
 };
 
 struct cr_conf {

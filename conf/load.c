@@ -880,6 +880,19 @@ cr_conf_load_buf(const char *name, const char *buf, size_t len, struct cr_conf_e
         return NULL;
     }
     free(ld.errs);
+    {
+        /* stats rows are the master's to assign; none until it does */
+        size_t i, j;
+
+        for (i = 0; i < ld.conf->nroutes; i++) {
+            ld.conf->routes[i].stats_row = -1;
+        }
+        for (i = 0; i < ld.conf->nupstreams; i++) {
+            for (j = 0; j < ld.conf->upstreams[i].nservers; j++) {
+                ld.conf->upstreams[i].servers[j].stats_row = -1;
+            }
+        }
+    }
     return ld.conf;
 }
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "router.h"
+#include "stats.h"
 #include "worker.h"
 
 #define LINGER_MS       2000
@@ -124,9 +125,60 @@ cr_conn_accept(struct cr_worker *w, int fd, const struct sockaddr *sa,
 
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
+    c->route_row = -1;
+    CR_STAT_INC(connections_accepted_total);
+    CR_STAT_INC(connections_active);
     c->state = CR_CONN_S_IDLE;
     arm_timer(c, CR_CONN_T_IDLE, lim->idle_timeout_ms);
     cr_log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->peer);
+}
+
+void
+cr_conn_count_response(struct cr_conn *c, int status, int ours)
+{
+    c->resp_status = status;
+    cr_stats_response(status, ours);
+}
+
+void
+cr_conn_count_out(struct cr_conn *c, size_t n)
+{
+    CR_STAT_ADD(client_bytes_out_total, n);
+    if (c->route_row >= 0) {
+        cr_shm_add(&cr_stats_route(c->route_row)->counters[CR_SHM_R_bytes_out_total], n);
+    }
+}
+
+/*
+ * The current request is over, answered or not: close its books. A request
+ * that ends with no response status sent was abandoned (499, as nginx
+ * logs it). Safe to call more than once.
+ */
+static void
+request_end(struct cr_conn *c)
+{
+    uint64_t us;
+
+    if (!(c->flags & CR_CONN_F_IN_REQ)) {
+        return;
+    }
+    c->flags &= ~CR_CONN_F_IN_REQ;
+    us = cr_stats_now_us() - c->req_start_us;
+    CR_STAT_DEC(requests_active);
+    cr_shm_hist_add(&cr_stats_slot->request_time, us);
+    if (c->resp_status == 0) {
+        CR_STAT_INC(errors_499_total);
+    }
+    if (c->route_row >= 0) {
+        struct cr_shm_route_stats *rs = cr_stats_route(c->route_row);
+
+        cr_shm_sub(&rs->counters[CR_SHM_R_requests_active], 1);
+        if (c->resp_status != 0) {
+            cr_shm_add(&rs->counters[CR_SHM_R_responses_1xx_total
+                                     + cr_stats_class(c->resp_status)], 1);
+        }
+        cr_shm_hist_add(&rs->request_time, us);
+    }
 }
 
 static void
@@ -137,6 +189,8 @@ conn_free(struct cr_conn *c)
     if (c->proxy != NULL) {
         cr_proxy_abort(c->proxy, "client connection closed");
     }
+    request_end(c);
+    CR_STAT_DEC(connections_active);
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
     event_free(c->timer);
@@ -173,6 +227,7 @@ cr_conn_output_full(const struct cr_conn *c)
 static void
 close_after_flush(struct cr_conn *c, int linger)
 {
+    request_end(c);
     c->state = CR_CONN_S_CLOSING;
     if (linger) {
         c->flags |= CR_CONN_F_LINGER;
@@ -190,10 +245,11 @@ close_after_flush(struct cr_conn *c, int linger)
  */
 static void
 respond(struct cr_conn *c, int status, const char *extra, const char *body,
-        size_t blen, int close, int default_type)
+        size_t blen, int close, int default_type, int ours)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int head_only = c->req.head_done && c->req.method == HTTP_HEAD;
+    size_t before = evbuffer_get_length(out);
 
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
                         status, cr_http_reason(status), blen);
@@ -212,6 +268,8 @@ respond(struct cr_conn *c, int status, const char *extra, const char *body,
     if (!head_only && blen != 0) {
         evbuffer_add(out, body, blen);
     }
+    cr_conn_count_response(c, status, ours);
+    cr_conn_count_out(c, evbuffer_get_length(out) - before);
 }
 
 /* Does the client still have request body bytes we have not read? */
@@ -251,7 +309,7 @@ cr_conn_error(struct cr_conn *c, int status, const char *why)
            && cr_http_should_keep_alive(&c->req)
            && !(c->flags & CR_CONN_F_CLOSE) && !c->w->draining;
     snprintf(body, sizeof(body), "%d %s\n", status, cr_http_reason(status));
-    respond(c, status, NULL, body, strlen(body), !keep, 1);
+    respond(c, status, NULL, body, strlen(body), !keep, 1, 1);
     if (!keep) {
         close_after_flush(c, 1);
         return;
@@ -281,7 +339,7 @@ respond_local(struct cr_conn *c, const struct cr_conf_route *r)
         cr_buf_addf(&extra, "Location: %s\r\n", r->location);
         cr_http_rules_add(&r->response_headers, &extra);
         snprintf(body, sizeof(body), "%d %s\n", r->status, cr_http_reason(r->status));
-        respond(c, r->status, extra.oom ? NULL : extra.p, body, strlen(body), close, 1);
+        respond(c, r->status, extra.oom ? NULL : extra.p, body, strlen(body), close, 1, 0);
     } else {
         int typed = 0;
 
@@ -294,7 +352,7 @@ respond_local(struct cr_conn *c, const struct cr_conf_route *r)
         }
         cr_http_rules_add(&r->response_headers, &extra);
         respond(c, r->status, extra.len && !extra.oom ? extra.p : NULL,
-                r->body, r->body ? r->body_len : 0, close, !typed);
+                r->body, r->body ? r->body_len : 0, close, !typed, 0);
     }
     cr_buf_free(&extra);
     if (close) {
@@ -391,6 +449,12 @@ on_head(struct cr_conn *c)
 
     arm_timer(c, CR_CONN_T_NONE, 0);
     c->nreqs++;
+    c->flags |= CR_CONN_F_IN_REQ;
+    c->req_start_us = cr_stats_now_us();
+    c->resp_status = 0;
+    c->route_row = -1;
+    CR_STAT_INC(requests_total);
+    CR_STAT_INC(requests_active);
     if (c->w->draining) {
         c->flags |= CR_CONN_F_CLOSE;
     }
@@ -404,6 +468,14 @@ on_head(struct cr_conn *c)
     if (r == NULL) {
         cr_conn_error(c, 404, "no route");
         return;
+    }
+    c->route_row = r->stats_row;
+    if (c->route_row >= 0) {
+        struct cr_shm_route_stats *rs = cr_stats_route(c->route_row);
+
+        cr_shm_add(&rs->counters[CR_SHM_R_requests_total], 1);
+        cr_shm_add(&rs->counters[CR_SHM_R_requests_active], 1);
+        cr_shm_add(&rs->counters[CR_SHM_R_bytes_in_total], c->req.head_bytes);
     }
     cr_log_debug("conn %llu: %s %.*s -> route %s", (unsigned long long)c->id,
                  mname, (int)c->req.target.len, cr_http_str(&c->req, c->req.target),
@@ -490,6 +562,10 @@ pump_step(struct cr_conn *c, struct evbuffer *in)
     n = cr_http_parser_execute(&c->req, vec.iov_base ? vec.iov_base : "", vec.iov_len, &ev);
     if (n != 0) {
         evbuffer_drain(in, n);
+        CR_STAT_ADD(client_bytes_in_total, n);
+        if (c->route_row >= 0 && c->state == CR_CONN_S_BODY) {
+            cr_shm_add(&cr_stats_route(c->route_row)->counters[CR_SHM_R_bytes_in_total], n);
+        }
     }
     switch (ev) {
     case CR_HTTP_EV_NONE:
@@ -502,6 +578,7 @@ pump_step(struct cr_conn *c, struct evbuffer *in)
         return 1;
     case CR_HTTP_EV_ERROR:
     default:
+        CR_STAT_INC(parse_errors_total);
         if (c->proxy != NULL) {
             int started = cr_proxy_resp_started(c->proxy);
 
@@ -606,6 +683,7 @@ cr_conn_pump(struct cr_conn *c)
 void
 cr_conn_response_done(struct cr_conn *c, int close)
 {
+    request_end(c);
     if (close || (c->flags & CR_CONN_F_CLOSE) || c->w->draining
         || !cr_http_should_keep_alive(&c->req)
         || c->state != CR_CONN_S_REQ_DONE)

@@ -37,6 +37,7 @@ enum cr_conn_state {
 #define CR_CONN_F_IN_PUMP       0x0010u /* cr_conn_pump() is on the stack */
 #define CR_CONN_F_PUMP_AGAIN    0x0020u /* pump requested while in pump */
 #define CR_CONN_F_PEER_EOF      0x0040u /* client half-closed */
+#define CR_CONN_F_IN_REQ        0x0100u /* a request head was counted */
 #define CR_CONN_F_OUT_PAUSED    0x0080u /* our output is full: not reading
                                          * the next request yet */
 
@@ -70,7 +71,18 @@ struct cr_conn {
     size_t                   pathlen;
     const char              *query;     /* "?..." or "" */
     size_t                   querylen;
+
+    /* accounting of the current request (stats.c) */
+    uint64_t                 req_start_us;
+    int                      resp_status;   /* final status sent, 0 = none */
+    int                      route_row;     /* shm route row, -1 = none */
 };
+
+/* A response head with <status> was queued to the client: count it. */
+void cr_conn_count_response(struct cr_conn *c, int status, int ours);
+
+/* Bytes queued to the client for the current request. */
+void cr_conn_count_out(struct cr_conn *c, size_t n);
 
 /*
  * Take ownership of accepted socket <fd> from <sa>: make it a connection of

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "router.h"
+#include "stats.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -75,7 +76,43 @@ struct cr_proxy {
     enum framing                 resp_frame;
     int                          client_keep;
     int                          last_status;   /* for the final error */
+    uint64_t                     sent_us;       /* head queued upstream */
 };
+
+/* Counters of the server <p> is using now (a scratch row if none). */
+static struct cr_shm_server_stats *
+srv_stats(const struct cr_proxy *p)
+{
+    return cr_stats_server(p->srv != NULL ? p->srv->conf->stats_row : -1);
+}
+
+#define SRV_ADD(p, field, v) \
+    cr_shm_add(&srv_stats(p)->counters[CR_SHM_S_##field], (uint64_t)(v))
+
+/* <p> starts or stops using server p->srv. */
+static void
+srv_enter(struct cr_proxy *p)
+{
+    p->srv->active++;
+    SRV_ADD(p, requests_total, 1);
+    SRV_ADD(p, requests_active, 1);
+}
+
+static void
+srv_leave(struct cr_proxy *p)
+{
+    p->srv->active--;
+    cr_shm_sub(&srv_stats(p)->counters[CR_SHM_S_requests_active], 1);
+    p->srv = NULL;
+}
+
+/* Bytes queued to the upstream. */
+static void
+count_up_out(struct cr_proxy *p, size_t n)
+{
+    CR_STAT_ADD(upstream_bytes_out_total, n);
+    SRV_ADD(p, bytes_out_total, n);
+}
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
@@ -266,8 +303,7 @@ proxy_free(struct cr_proxy *p, int reusable)
         p->uc = NULL;
     }
     if (p->srv != NULL) {
-        p->srv->active--;
-        p->srv = NULL;
+        srv_leave(p);
     }
     cr_buf_free(&p->head);
     cr_http_parser_free(&p->resp);
@@ -375,6 +411,8 @@ send_head(struct cr_proxy *p)
                  cu->read_timeout_ms);
     bufferevent_write(p->uc->bev, p->head.p, p->head.len);
     bufferevent_enable(p->uc->bev, EV_READ | EV_WRITE);
+    count_up_out(p, p->head.len);
+    p->sent_us = cr_stats_now_us();
 
     if (p->flags & P_REQ_DONE) {
         return;             /* a retry of a bodyless request */
@@ -396,8 +434,10 @@ try_next(struct cr_proxy *p)
                 return;
             }
             if (p->srv != NULL) {
-                p->srv->active--;
-                p->srv = NULL;
+                srv_leave(p);
+            }
+            if (p->tries > 0) {
+                CR_STAT_INC(upstream_retries_total);
             }
             p->srv = cr_upstream_pick(p->pool, p->tried);
             if (p->srv == NULL) {
@@ -408,11 +448,12 @@ try_next(struct cr_proxy *p)
                 }
                 return;
             }
-            p->srv->active++;
+            srv_enter(p);
             p->tried |= 1ULL << (p->srv->idx % 64);
             p->tries++;
             uc = cr_upstream_idle_get(p->srv);
             if (uc != NULL) {
+                CR_STAT_INC(upstream_reuses_total);
                 p->flags |= P_REUSED;
                 attach(p, uc);
                 send_head(p);
@@ -424,10 +465,14 @@ try_next(struct cr_proxy *p)
         if (uc == NULL) {
             cr_log_warn("upstream %s/%s: connect: %s", cu->name,
                         p->srv->conf->addr.text, strerror(errno));
+            CR_STAT_INC(upstream_failures_total);
+            SRV_ADD(p, failures_total, 1);
             cr_upstream_server_failed(p->srv);
             p->last_status = 502;
             continue;
         }
+        CR_STAT_INC(upstream_connects_total);
+        SRV_ADD(p, connects_total, 1);
         attach(p, uc);
         p->flags |= P_CONNECTING;
         set_timeouts(p, 0, cu->connect_timeout_ms);
@@ -451,6 +496,13 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
     cr_upstream_close(p->uc);
     p->uc = NULL;
     p->last_status = status;
+    if (status == 504) {
+        CR_STAT_INC(upstream_timeouts_total);
+        SRV_ADD(p, timeouts_total, 1);
+    } else {
+        CR_STAT_INC(upstream_failures_total);
+        SRV_ADD(p, failures_total, 1);
+    }
 
     if (p->flags & P_CONNECTING) {
         safe = 1;           /* nothing was sent */
@@ -469,6 +521,7 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
                 p->srv->conf->addr.text, why);
     if (reused && !(p->flags & P_FRESH_RETRY)) {
         /* a keep-alive conn the server had closed: same server, new conn */
+        CR_STAT_INC(upstream_retries_total);
         p->flags |= P_NO_REUSE | P_FRESH_RETRY;
     } else if (server_fault) {
         cr_upstream_server_failed(p->srv);
@@ -483,6 +536,7 @@ cr_proxy_req_body(struct cr_proxy *p, const char *at, size_t len)
     struct evbuffer *out = bufferevent_get_output(p->uc->bev);
 
     p->flags |= P_BODY_SENT;
+    count_up_out(p, len);
     if (p->req_frame == FRAME_CHUNKED) {
         if (evbuffer_add_printf(out, "%zx\r\n", len) == -1
             || evbuffer_add(out, at, len) == -1 || evbuffer_add(out, "\r\n", 2) == -1)
@@ -637,6 +691,9 @@ resp_head_cb(void *arg)
         return -1;
     }
     evbuffer_add(out, b.p, b.len);
+    cr_conn_count_response(p->c, hp->status, 0);
+    cr_conn_count_out(p->c, b.len);
+    SRV_ADD(p, responses_1xx_total + cr_stats_class(hp->status), 1);
     cr_buf_free(&b);
     p->flags |= P_RESP_HEAD;
     return nobody ? 1 : 0;
@@ -648,6 +705,7 @@ resp_body_cb(void *arg, const char *at, size_t len)
     struct cr_proxy *p = arg;
     struct evbuffer *out = bufferevent_get_output(p->c->bev);
 
+    cr_conn_count_out(p->c, len);
     if (p->resp_frame == FRAME_CHUNKED) {
         if (evbuffer_add_printf(out, "%zx\r\n", len) == -1
             || evbuffer_add(out, at, len) == -1 || evbuffer_add(out, "\r\n", 2) == -1)
@@ -697,17 +755,28 @@ pump_response(struct cr_proxy *p)
             bufferevent_disable(p->uc->bev, EV_READ);
             return;
         }
-        p->flags |= P_RESP_BYTES;
+        if (!(p->flags & P_RESP_BYTES)) {
+            uint64_t us = cr_stats_now_us() - p->sent_us;
+
+            p->flags |= P_RESP_BYTES;
+            cr_shm_hist_add(&cr_stats_slot->upstream_ttfb, us);
+            cr_shm_hist_add(&srv_stats(p)->ttfb, us);
+        }
         if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1) {
             break;
         }
         n = cr_http_parser_execute(&p->resp, vec.iov_base, vec.iov_len, &ev);
         evbuffer_drain(in, n);
+        CR_STAT_ADD(upstream_bytes_in_total, n);
+        SRV_ADD(p, bytes_in_total, n);
         if (ev == CR_HTTP_EV_DONE) {
             resp_done(p);
             return;
         }
         if (ev == CR_HTTP_EV_ERROR) {
+            CR_STAT_INC(parse_errors_total);
+            CR_STAT_INC(upstream_failures_total);
+            SRV_ADD(p, failures_total, 1);
             if (p->flags & P_RESP_HEAD) {
                 proxy_fail(p, 502, "malformed response body");
             } else {
@@ -779,6 +848,8 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
          * it does not count toward max_fails (connect failures do), and it
          * is not retried, which would only double the load on a slow path.
          */
+        CR_STAT_INC(upstream_timeouts_total);
+        SRV_ADD(p, timeouts_total, 1);
         proxy_fail(p, 504, (p->flags & P_RESP_HEAD) ? "read timeout mid-response"
                                                     : "read timeout");
         return;
