@@ -40,6 +40,7 @@
 #define CR_CONF_DEFAULT_RETRIES          1
 #define CR_CONF_DEFAULT_FAIL_TIMEOUT     10000      /* ms */
 #define CR_CONF_DEFAULT_MAX_FAILS        1
+#define CR_CONF_DEFAULT_STATS_MODE       0640
 
 /* A socket address as written ("127.0.0.1:8080", "[::1]:8080"). */
 struct cr_conf_addr {
@@ -172,6 +173,8 @@ struct cr_conf {
     struct cr_conf_route    *routes;
     size_t                   nroutes;
     uint64_t                 hash;          /* FNV-1a of the file's bytes */
+    unsigned                 stats_mode;    /* shm segment permissions (0640) */
+    struct cr_conf_addr      admin;         /* admin listener; text NULL = off */
 };
 
 /* Every error of one load, each "file:line:col: message". */

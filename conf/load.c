@@ -778,6 +778,86 @@ set_upstreams(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
 }
 
 /* ---------------------------------------------------------------------- */
+/* stats: and admin:                                                        */
+
+/* An octal permission like "0640" or "640" for the stats segment. */
+static void
+set_mode(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+         const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    const char *s = cr_conf_node_text(val);
+    unsigned    v = 0;
+    size_t      i, n;
+
+    (void) key;
+    n = s != NULL ? strlen(s) : 0;
+    for (i = 0; i < n && s[i] >= '0' && s[i] <= '7'; i++) {
+        v = v * 8 + (unsigned) (s[i] - '0');
+    }
+    if (n < 3 || n > 4 || i != n || (v & 0600) != 0600 || (v & 07000) != 0) {
+        cr_conf_error(ld, val->mark, "\"%s\" must be an octal permission like \"0640\" "
+                      "that lets the owner read and write, got %s", cmd->key,
+                      cr_conf_node_got(ld, val));
+        return;
+    }
+    *CR_CONF_FIELD(obj, cmd, unsigned) = v;
+}
+
+static const struct cr_conf_cmd stats_cmds[] = {
+    { "mode", set_mode, offsetof(struct cr_conf, stats_mode), 0, 0 },
+    { NULL, NULL, 0, 0, 0 }
+};
+
+static void
+set_admin_address(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+                  const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    (void) cmd;
+    (void) key;
+    parse_addr(ld, "\"admin\" address", val, (struct cr_conf_addr *) obj);
+}
+
+static const struct cr_conf_cmd admin_cmds[] = {
+    { "address", set_admin_address, 0, 0, 0 },
+    { NULL, NULL, 0, 0, 0 }
+};
+
+static void
+set_section(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+            const struct cr_conf_node *val, const struct cr_conf_cmd *cmds, void *obj)
+{
+    if (cr_conf_node_null(val)) {
+        return;
+    }
+    if (val->type != CR_CONF_NODE_MAP) {
+        cr_conf_error(ld, val->mark, "\"%s\" must be a mapping", cmd->key);
+        return;
+    }
+    cr_conf_walk(ld, val, cmds, obj, cmd->key);
+}
+
+static void
+set_stats(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+          const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    (void) key;
+    set_section(ld, cmd, val, stats_cmds, obj);
+}
+
+static void
+set_admin(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+          const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    struct cr_conf *conf = obj;
+
+    (void) key;
+    set_section(ld, cmd, val, admin_cmds, &conf->admin);
+    if (val->type == CR_CONF_NODE_MAP && cr_conf_node_get(val, "address") == NULL) {
+        cr_conf_error(ld, val->mark, "\"admin\" has no \"address\"");
+    }
+}
+
+/* ---------------------------------------------------------------------- */
 /* The top level                                                           */
 
 static const struct cr_conf_cmd top_cmds[] = {
@@ -789,6 +869,8 @@ static const struct cr_conf_cmd top_cmds[] = {
     { "limits",        set_limits,         offsetof(struct cr_conf, limits), 0, 0 },
     { "upstreams",     set_upstreams,      0, 0, 0 },
     { "routes",        cr_conf_set_routes, 0, 0, 0 },
+    { "stats",         set_stats,          0, 0, 0 },
+    { "admin",         set_admin,          0, 0, 0 },
     { NULL, NULL, 0, 0, 0 }
 };
 
@@ -796,6 +878,7 @@ static void
 conf_defaults(struct cr_conf *conf)
 {
     conf->workers = 0;
+    conf->stats_mode = CR_CONF_DEFAULT_STATS_MODE;
     conf->drain_timeout_ms = CR_CONF_DEFAULT_DRAIN_TIMEOUT;
     conf->limits.max_header_bytes = CR_CONF_DEFAULT_MAX_HEADER_BYTES;
     conf->limits.max_headers = CR_CONF_DEFAULT_MAX_HEADERS;
@@ -990,6 +1073,7 @@ cr_conf_free(struct cr_conf *conf)
     if (conf == NULL) {
         return;
     }
+    free(conf->admin.text);
     for (i = 0; i < conf->nlisten; i++) {
         free(conf->listen[i].addr.text);
     }

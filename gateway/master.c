@@ -46,8 +46,10 @@
 #include <sys/wait.h>
 
 #include "conf/conf.h"
+#include "shm/shm.h"
 #include "log.h"
 #include "master.h"
+#include "stats.h"
 #include "worker.h"
 
 #define MASTER_READY_MS         5000    /* a new worker must listen by then */
@@ -72,6 +74,7 @@ struct proc {
     unsigned     generation;
     unsigned     flags;                 /* PROC_F_* */
     int          ready_fd;              /* read end; -1 once read or closed */
+    int          shm_slot;              /* its stats slot; -1 = none */
     uint64_t     started_ms;
     uint64_t     deadline_ms;           /* ready by, or SIGKILL at (STOPPING) */
 };
@@ -117,7 +120,87 @@ struct master {
 
     uint64_t         crash_ms[MASTER_CRASH_MAX + 1];    /* ring of exit times */
     size_t           ncrashes;          /* unexpected exits since start */
+
+    struct cr_shm    shm;               /* stats segment; hdr NULL if none */
 };
+
+/*
+ * Give every route and upstream server of <conf> its row in the segment's
+ * tables (found by name, so a reload keeps counting into the same rows).
+ * Rows are set in the conf before the fork, so workers inherit them.
+ */
+static void
+assign_rows(struct master *m, struct cr_conf *conf)
+{
+    struct cr_shm_header *h = m->shm.hdr;
+    size_t i, j;
+
+    if (h == NULL) {
+        return;
+    }
+    cr_shm_tables_begin(h);
+    for (i = 0; i < conf->nroutes; i++) {
+        struct cr_conf_route *r = &conf->routes[i];
+        const char *up = r->action == CR_ROUTE_UPSTREAM
+                         ? conf->upstreams[r->upstream].name : "";
+
+        r->stats_row = cr_shm_route_row(h, r->name, up);
+        if (r->stats_row == -1) {
+            cr_log_warn("stats: route table full; route \"%s\" is not counted", r->name);
+        }
+    }
+    for (i = 0; i < conf->nupstreams; i++) {
+        struct cr_conf_upstream *u = &conf->upstreams[i];
+
+        for (j = 0; j < u->nservers; j++) {
+            struct cr_conf_server *s = &u->servers[j];
+
+            s->stats_row = cr_shm_server_row(h, u->name, s->addr.text, s->weight);
+            if (s->stats_row == -1) {
+                cr_log_warn("stats: server table full; %s/%s is not counted",
+                            u->name, s->addr.text);
+            }
+        }
+    }
+}
+
+static size_t
+count_servers(const struct cr_conf *conf)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < conf->nupstreams; i++) {
+        n += conf->upstreams[i].nservers;
+    }
+    return n;
+}
+
+/* The file now serving, in the segment's header. */
+static void
+publish_config(struct master *m, const struct cr_conf *conf, unsigned generation)
+{
+    struct cr_shm_header *h = m->shm.hdr;
+
+    if (h == NULL) {
+        return;
+    }
+    __atomic_store_n(&h->config_hash, conf->hash, __ATOMIC_RELAXED);
+    snprintf(h->config_path, sizeof(h->config_path), "%s", m->path);
+    __atomic_store_n(&h->generation, (uint64_t)generation, __ATOMIC_RELEASE);
+}
+
+/* A reload failed: count it and keep its first error for corralctl. */
+static void
+publish_reload_failure(struct master *m, const char *first_error)
+{
+    struct cr_shm_header *h = m->shm.hdr;
+
+    if (h == NULL) {
+        return;
+    }
+    snprintf(h->last_reload_error, sizeof(h->last_reload_error), "%s", first_error);
+    __atomic_add_fetch(&h->reloads_failed, 1, __ATOMIC_RELEASE);
+}
 
 static uint64_t
 now_ms(void)
@@ -263,7 +346,8 @@ gen_ready(struct master *m, const struct gen *g)
  * the worker. Never returns.
  */
 static void
-child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd)
+child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd,
+           int shm_slot)
 {
     static const int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
                                 SIGUSR1, SIGPIPE };
@@ -295,6 +379,8 @@ child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd)
         }
     }
 
+    cr_stats_attach(m->shm.hdr, shm_slot);
+    cr_stats_set_state(CR_SHM_SLOT_STARTING);
     _exit(cr_worker_run(g->conf, id, g->number, ready_fd));
 }
 
@@ -304,7 +390,7 @@ spawn(struct master *m, struct gen *g, unsigned id)
 {
     struct proc *p, *procs;
     size_t cap;
-    int fds[2];
+    int fds[2], shm_slot = -1;
     pid_t pid;
 
     if (m->nprocs == m->procs_cap) {
@@ -322,16 +408,25 @@ spawn(struct master *m, struct gen *g, unsigned id)
         cr_log_error("worker %u: pipe: %s", id, strerror(errno));
         return CR_ERR;
     }
+    if (m->shm.hdr != NULL) {
+        shm_slot = cr_shm_slot_alloc(m->shm.hdr, g->number, id);
+        if (shm_slot == -1) {
+            cr_log_warn("worker %u: no free stats slot; it will not be counted", id);
+        }
+    }
     pid = fork();
     if (pid == -1) {
         cr_log_error("worker %u: fork: %s", id, strerror(errno));
         close(fds[0]);
         close(fds[1]);
+        if (shm_slot != -1) {
+            cr_shm_slot_retire(m->shm.hdr, shm_slot);
+        }
         return CR_ERR;
     }
     if (pid == 0) {
         close(fds[0]);
-        child_main(m, g, id, fds[1]);
+        child_main(m, g, id, fds[1], shm_slot);
     }
 
     close(fds[1]);
@@ -344,6 +439,7 @@ spawn(struct master *m, struct gen *g, unsigned id)
     p->id = id;
     p->generation = g->number;
     p->ready_fd = fds[0];
+    p->shm_slot = shm_slot;
     p->started_ms = now_ms();
     p->deadline_ms = p->started_ms + MASTER_READY_MS;
     g->slots[id].pid = pid;
@@ -375,10 +471,11 @@ begin_stop(struct master *m, int sig, int status)
     if (sig == SIGQUIT) {
         timeout = MASTER_QUIT_MS;
     } else {
-        timeout = m->cur.conf->drain_timeout_ms + MASTER_KILL_GRACE_MS;
-        if (m->next.conf != NULL && m->next.conf->drain_timeout_ms > m->cur.conf->drain_timeout_ms) {
-            timeout = m->next.conf->drain_timeout_ms + MASTER_KILL_GRACE_MS;
+        timeout = m->cur.conf->drain_timeout_ms;
+        if (m->next.conf != NULL && m->next.conf->drain_timeout_ms > timeout) {
+            timeout = m->next.conf->drain_timeout_ms;
         }
+        timeout += MASTER_KILL_GRACE_MS;
     }
     m->give_up_ms = now_ms() + timeout + MASTER_GIVE_UP_MS;
 
@@ -417,6 +514,7 @@ abort_reload(struct master *m, const char *why)
 
     cr_log_error("reload failed: generation %u: %s; keeping generation %u",
                  m->next.number, why, m->cur.number);
+    publish_reload_failure(m, why);
     for (i = 0; i < m->nprocs; i++) {
         if (m->procs[i].generation == m->next.number) {
             proc_stop(&m->procs[i], SIGTERM, timeout);
@@ -444,6 +542,10 @@ commit_reload(struct master *m)
     gen_free(&m->cur);
     m->cur = m->next;
     memset(&m->next, 0, sizeof(m->next));
+    publish_config(m, m->cur.conf, m->cur.number);
+    if (m->shm.hdr != NULL) {
+        __atomic_add_fetch(&m->shm.hdr->reloads_ok, 1, __ATOMIC_RELEASE);
+    }
     cr_log_notice("reload: generation %u serving (%u workers); draining %zu workers "
                   "of generation %u", m->cur.number, m->cur.nworkers, n, old);
 }
@@ -463,11 +565,13 @@ reload(struct master *m)
         for (e = 0; e < errs.n; e++) {
             cr_log_error("%s", errs.msgs[e]);
         }
+        publish_reload_failure(m, errs.n > 0 ? errs.msgs[0] : "cannot load the file");
         cr_conf_errs_free(&errs);
         cr_log_error("reload failed, keeping generation %u", m->cur.number);
         return;
     }
     cr_conf_errs_free(&errs);
+    assign_rows(m, conf);
 
     if (gen_init(&m->next, conf, m->last_gen + 1) != CR_OK) {
         cr_log_error("reload: out of memory; keeping generation %u", m->cur.number);
@@ -539,6 +643,10 @@ worker_exited(struct master *m, pid_t pid, int status)
     }
     p = *pp;
     proc_remove(m, pp);
+    if (p.shm_slot != -1 && m->shm.hdr != NULL) {
+        /* its process is gone: fold its counts into the retired totals */
+        cr_shm_slot_retire(m->shm.hdr, p.shm_slot);
+    }
     describe_status(status, how, sizeof(how));
     lived = now_ms() - p.started_ms;
 
@@ -910,6 +1018,27 @@ cr_master_run(const char *path, struct cr_conf *conf)
         goto fail;
     }
 
+    {
+        struct cr_shm_sizes sz;
+        char err[256];
+        size_t nservers = count_servers(conf);
+
+        memset(&sz, 0, sizeof(sz));
+        sz.workers = m.cur.nworkers;
+        sz.routes_cap = (unsigned)(conf->nroutes * 2 > 64 ? conf->nroutes * 2 : 64);
+        sz.servers_cap = (unsigned)(nservers * 2 > 64 ? nservers * 2 : 64);
+        if (cr_shm_create(&m.shm, conf->name, &sz, conf->stats_mode, err,
+                          sizeof(err)) != CR_OK)
+        {
+            cr_log_error("stats segment: %s", err);
+            goto fail;
+        }
+        assign_rows(&m, conf);
+        publish_config(&m, conf, m.cur.number);
+        cr_log_info("stats segment /dev/shm%s: %zu bytes, %u slots", m.shm.path,
+                    m.shm.size, m.shm.hdr->nslots);
+    }
+
     cr_log_notice("corral starting: %s, %u workers, generation %u", path,
                   m.cur.nworkers, m.cur.number);
     for (i = 0; i < m.cur.nworkers; i++) {
@@ -927,6 +1056,10 @@ fail:
     /* the signals stay blocked: a late SIGTERM must not change our status */
     if (m.sigfd != -1) {
         close(m.sigfd);
+    }
+    if (m.shm.hdr != NULL) {
+        cr_shm_unlink(&m.shm);
+        cr_shm_detach(&m.shm);
     }
     gen_free(&m.next);
     gen_free(&m.cur);

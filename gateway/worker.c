@@ -33,6 +33,7 @@
 #include "listener.h"
 #include "log.h"
 #include "proxy.h"
+#include "stats.h"
 #include "worker.h"
 
 static void
@@ -99,6 +100,7 @@ sigquit_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     cr_log_notice("fast stop: closing %u connections", w->nconns);
     w->draining = 1;
+    cr_stats_set_state(CR_SHM_SLOT_DRAINING);
     close_listeners(w);
     cr_conn_close_all(w);
     event_base_loopexit(w->base, NULL);
@@ -148,6 +150,9 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
         w.exit_code = CR_EXIT_SETUP;
         goto fail;
     }
+    if (cr_stats_heartbeat_start(w.base) == -1) {
+        cr_log_warn("cannot start the stats heartbeat");
+    }
 
     ev_term = evsignal_new(w.base, SIGTERM, sigterm_cb, &w);
     ev_quit = evsignal_new(w.base, SIGQUIT, sigquit_cb, &w);
@@ -188,6 +193,7 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
         signal_ready(ready_fd);
         ready_fd = -1;
     }
+    cr_stats_set_state(CR_SHM_SLOT_RUNNING);
     cr_log_info("generation %u ready", generation);
 
     if (event_base_dispatch(w.base) == -1) {
@@ -220,6 +226,7 @@ fail:
         event_free(ev_quit);
     }
     if (w.base != NULL) {
+        cr_stats_heartbeat_stop();
         event_base_free(w.base);
     }
     cr_log_info("exiting with code %d", w.exit_code);
