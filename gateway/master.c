@@ -47,6 +47,7 @@
 
 #include "conf/conf.h"
 #include "shm/shm.h"
+#include "admin.h"
 #include "log.h"
 #include "master.h"
 #include "stats.h"
@@ -122,6 +123,10 @@ struct master {
     size_t           ncrashes;          /* unexpected exits since start */
 
     struct cr_shm    shm;               /* stats segment; hdr NULL if none */
+
+    pid_t            admin_pid;         /* admin listener process, 0 = none */
+    uint64_t         admin_respawn_ms;  /* start it then; 0 = not due */
+    char            *admin_addr;        /* address it serves (for reloads) */
 };
 
 /*
@@ -345,9 +350,21 @@ gen_ready(struct master *m, const struct gen *g)
  * else, make sure we die with the master, drop the master's fds, and run
  * the worker. Never returns.
  */
+static void child_reset(struct master *m);
+
 static void
 child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd,
            int shm_slot)
+{
+    child_reset(m);
+    cr_stats_attach(m->shm.hdr, shm_slot);
+    cr_stats_set_state(CR_SHM_SLOT_STARTING);
+    _exit(cr_worker_run(g->conf, id, g->number, ready_fd));
+}
+
+/* Signals back to defaults, die with the master, drop the master's fds. */
+static void
+child_reset(struct master *m)
 {
     static const int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
                                 SIGUSR1, SIGPIPE };
@@ -379,9 +396,56 @@ child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd,
         }
     }
 
-    cr_stats_attach(m->shm.hdr, shm_slot);
-    cr_stats_set_state(CR_SHM_SLOT_STARTING);
-    _exit(cr_worker_run(g->conf, id, g->number, ready_fd));
+}
+
+/*
+ * Start the admin listener process if the current config has one. It reads
+ * the stats segment only; if it dies it is started again a second later.
+ */
+static void
+admin_spawn(struct master *m)
+{
+    const struct cr_conf *conf = m->cur.conf;
+    pid_t pid;
+
+    m->admin_respawn_ms = 0;
+    if (conf == NULL || conf->admin.text == NULL || m->shm.hdr == NULL
+        || m->phase == PHASE_STOPPING)
+    {
+        return;
+    }
+    pid = fork();
+    if (pid == -1) {
+        cr_log_error("admin: fork: %s", strerror(errno));
+        m->admin_respawn_ms = now_ms() + 1000;
+        return;
+    }
+    if (pid == 0) {
+        child_reset(m);
+        _exit(cr_admin_run(conf, m->shm.hdr));
+    }
+    m->admin_pid = pid;
+    free(m->admin_addr);
+    m->admin_addr = strdup(conf->admin.text);
+    cr_log_info("admin listener started: pid %d, %s", (int)pid, conf->admin.text);
+}
+
+/* After a reload: restart the admin process if its address changed. */
+static void
+admin_reconfigure(struct master *m)
+{
+    const char *want = m->cur.conf->admin.text;
+
+    if (m->admin_pid != 0) {
+        if (want != NULL && m->admin_addr != NULL && strcmp(want, m->admin_addr) == 0) {
+            return;
+        }
+        kill(m->admin_pid, SIGTERM);        /* reap() starts the new one */
+        return;
+    }
+    if (want != NULL) {
+        admin_spawn(m);
+    }
 }
 
 /* Fork worker <id> of <g>. Returns CR_OK or CR_ERR (logged). */
@@ -546,6 +610,7 @@ commit_reload(struct master *m)
     if (m->shm.hdr != NULL) {
         __atomic_add_fetch(&m->shm.hdr->reloads_ok, 1, __ATOMIC_RELEASE);
     }
+    admin_reconfigure(m);
     cr_log_notice("reload: generation %u serving (%u workers); draining %zu workers "
                   "of generation %u", m->cur.number, m->cur.nworkers, n, old);
 }
@@ -716,6 +781,20 @@ reap(struct master *m)
             }
             return;                         /* ECHILD: nobody left */
         }
+        if (pid == m->admin_pid) {
+            m->admin_pid = 0;
+            if (m->phase != PHASE_STOPPING) {
+                char how[96];
+
+                describe_status(status, how, sizeof(how));
+                cr_log_info("admin listener exited (%s)", how);
+                /* a clean exit was asked for by a reload: no delay */
+                m->admin_respawn_ms = now_ms()
+                                      + (WIFEXITED(status) && WEXITSTATUS(status) == 0
+                                         ? 1 : 1000);
+            }
+            continue;
+        }
         worker_exited(m, pid, status);
     }
 }
@@ -767,6 +846,9 @@ run_timers(struct master *m)
     if (m->phase == PHASE_STOPPING) {
         return;
     }
+    if (m->admin_pid == 0 && m->admin_respawn_ms != 0 && now >= m->admin_respawn_ms) {
+        admin_spawn(m);
+    }
     for (i = 0; i < m->cur.nworkers; i++) {
         struct slot *s = &m->cur.slots[i];
 
@@ -805,6 +887,9 @@ poll_timeout(struct master *m)
     }
     if (m->phase == PHASE_STOPPING && m->give_up_ms < next) {
         next = m->give_up_ms;
+    }
+    if (m->admin_pid == 0 && m->admin_respawn_ms != 0 && m->admin_respawn_ms < next) {
+        next = m->admin_respawn_ms;
     }
     return next > now ? (int)(next - now) : 0;
 }
@@ -1048,7 +1133,15 @@ cr_master_run(const char *path, struct cr_conf *conf)
         }
     }
 
+    admin_spawn(&m);
     rc = loop(&m);
+    if (m.admin_pid != 0) {
+        int st;
+
+        kill(m.admin_pid, SIGTERM);
+        waitpid(m.admin_pid, &st, 0);
+        m.admin_pid = 0;
+    }
     kill_all(&m);
     cr_log_notice("exiting with status %d", rc);
 
@@ -1064,5 +1157,6 @@ fail:
     gen_free(&m.next);
     gen_free(&m.cur);
     free(m.procs);
+    free(m.admin_addr);
     return rc;
 }
