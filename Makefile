@@ -12,6 +12,7 @@ DESTDIR ?=
 BUILD   ?= build
 
 CFLAGS  ?= -O2 -g
+CFLAGS  += $(EXTRA_CFLAGS)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wpointer-arith
 CPPFLAGS += -I. -D_GNU_SOURCE

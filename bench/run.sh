@@ -101,8 +101,17 @@ taskset -c 0 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
 taskset -c 0 "$CORRAL" -c "$work/corral.yaml" -l warn &
 pids+=($!)
+# optional: a build with counting compiled out (make EXTRA_CFLAGS=-DCR_NO_STATS),
+# to measure what the shm counters cost in the same run
+if [ -n "${CORRAL_NOSTATS:-}" ]; then
+    SPORT=$(free_port)
+    sed -e "s/127.0.0.1:$CPORT/127.0.0.1:$SPORT/" -e "s/^name: bench/name: bench-nostats/" \
+        "$work/corral.yaml" > "$work/corral-nostats.yaml"
+    taskset -c 0 "$CORRAL_NOSTATS" -c "$work/corral-nostats.yaml" -l warn &
+    pids+=($!)
+fi
 
-for port in "$BPORT" "$NPORT" "$CPORT"; do
+for port in "$BPORT" "$NPORT" "$CPORT" ${SPORT:-}; do
     for _ in $(seq 100); do
         curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
         sleep 0.1
@@ -112,6 +121,10 @@ done
 
 declare -A PORT=( [direct]=$BPORT [nginx]=$NPORT [corral]=$CPORT )
 targets=(direct corral nginx)
+if [ -n "${SPORT:-}" ]; then
+    PORT[corral_nostats]=$SPORT
+    targets+=(corral_nostats)
+fi
 echo "target round rps p50_ms p99_ms" > "$out/raw.txt"
 
 to_ms() {   # wrk latency "1.23ms" / "456.00us" / "1.02s" -> ms
@@ -147,7 +160,9 @@ by = {}
 for t, _, rps, p50, p99 in rows:
     by.setdefault(t, []).append((float(rps), float(p50), float(p99)))
 med = {t: statistics.median(r[0] for r in v) for t, v in by.items()}
-for t in ("direct", "corral", "nginx"):
+for t in ("direct", "corral", "nginx", "corral_nostats"):
+    if t not in by:
+        continue
     v = by[t]
     rps = [r[0] for r in v]
     print("| %s | %.0f | %.0f-%.0f | %.2f | %.2f | %.2f | %.2f |" % (

@@ -636,6 +636,10 @@ reload(struct master *m)
         return;
     }
     cr_conf_errs_free(&errs);
+    if (strcmp(conf->name, m->cur.conf->name) != 0) {
+        cr_log_warn("reload: instance name \"%s\" kept; a new name (\"%s\") takes a "
+                    "restart", m->cur.conf->name, conf->name);
+    }
     assign_rows(m, conf);
 
     if (gen_init(&m->next, conf, m->last_gen + 1) != CR_OK) {

@@ -138,6 +138,25 @@ cr_shm_server_at(const struct cr_shm_header *h, unsigned row)
     return (struct cr_shm_server *)((char *)h + h->servers_off) + row;
 }
 
+#ifdef CR_NO_STATS
+/*
+ * Benchmark builds (make EXTRA_CFLAGS=-DCR_NO_STATS) that measure what
+ * counting costs: every counter write is compiled out.
+ */
+static inline void
+cr_shm_add(uint64_t *p, uint64_t v)
+{
+    (void)p;
+    (void)v;
+}
+
+static inline void
+cr_shm_sub(uint64_t *p, uint64_t v)
+{
+    (void)p;
+    (void)v;
+}
+#else
 /* One writer per slot: a relaxed load and store is enough and costs no lock. */
 static inline void
 cr_shm_add(uint64_t *p, uint64_t v)
@@ -150,6 +169,7 @@ cr_shm_sub(uint64_t *p, uint64_t v)
 {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) - v, __ATOMIC_RELAXED);
 }
+#endif
 
 static inline void
 cr_shm_set(uint64_t *p, uint64_t v)

@@ -365,8 +365,18 @@ start_corral() {
     NCORRAL=$((NCORRAL + 1))
     if [ "$NCORRAL" = 1 ]; then
         CORRAL_LOG="$TEST_DIR/corral.log"
+        CORRAL_NAME="t$$"
     else
         CORRAL_LOG="$TEST_DIR/corral-$NCORRAL.log"
+        CORRAL_NAME="t$$-$NCORRAL"
+    fi
+    # Each instance owns a stats segment named after it: give every test run
+    # its own name, so runs side by side never meet. corralctl reads it too.
+    export CORRAL_NAME
+    if grep -q '^name:' "$conf"; then
+        sed -i -E "s/^name:.*/name: $CORRAL_NAME/" "$conf"
+    else
+        sed -i "1i name: $CORRAL_NAME" "$conf"
     fi
     "$CORRAL" -c "$conf" -l info >> "$CORRAL_LOG" 2>&1 </dev/null &
     CORRAL_PID=$!
