@@ -20,9 +20,11 @@ BLOG=$(backend_log b1)
 export PORT BLOG
 
 # One worker: a crash cannot hide behind a second one. The host-only route
-# would catch any target that the deny route fails to see as /admin...
+# "pub" catches any target the deny route fails to read as /admin, so a
+# misread target shows up as a 200 from the backend. The instance name
+# carries the port: no clash with another corral running under a fixed name.
 cat > corral.yaml <<EOF
-name: t
+name: "t18-$PORT"
 workers: 1
 listen: [ { address: "127.0.0.1:$PORT" } ]
 upstreams:
