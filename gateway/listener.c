@@ -295,6 +295,12 @@ cr_listener_accept_pending(struct cr_listener *l)
     }
 }
 
+int
+cr_listener_fd(struct cr_listener *l)
+{
+    return evconnlistener_get_fd(l->ev);
+}
+
 void
 cr_listener_close(struct cr_listener *l)
 {

@@ -30,6 +30,9 @@ void cr_listener_resume(struct cr_listener *l);
  */
 void cr_listener_accept_pending(struct cr_listener *l);
 
+/* The listening socket (for reuseport steering). */
+int cr_listener_fd(struct cr_listener *l);
+
 /* Close the socket and free <l>. */
 void cr_listener_close(struct cr_listener *l);
 

@@ -51,6 +51,7 @@
 #include "log.h"
 #include "master.h"
 #include "stats.h"
+#include "steer.h"
 #include "worker.h"
 
 #define MASTER_READY_MS         5000    /* a new worker must listen by then */
@@ -92,6 +93,7 @@ struct gen {
     struct cr_conf  *conf;              /* NULL: no such generation */
     unsigned         nworkers;
     struct slot     *slots;             /* nworkers entries */
+    struct cr_steer  steer;             /* reuseport steering to this gen */
 };
 
 enum phase {
@@ -191,6 +193,10 @@ publish_config(struct master *m, const struct cr_conf *conf, unsigned generation
     }
     __atomic_store_n(&h->config_hash, conf->hash, __ATOMIC_RELAXED);
     snprintf(h->config_path, sizeof(h->config_path), "%s", m->path);
+    if (m->cur.conf != NULL) {
+        snprintf(h->reload_mechanism, sizeof(h->reload_mechanism), "%s",
+                 cr_steer_mode_name(m->cur.steer.mode));
+    }
     __atomic_store_n(&h->generation, (uint64_t)generation, __ATOMIC_RELEASE);
 }
 
@@ -299,6 +305,7 @@ gen_free(struct gen *g)
         cr_conf_free(g->conf);
     }
     free(g->slots);
+    cr_steer_free(&g->steer);
     memset(g, 0, sizeof(*g));
 }
 
@@ -323,6 +330,24 @@ gen_init(struct gen *g, struct cr_conf *conf, unsigned number)
     }
     g->conf = conf;
     g->number = number;
+    {
+        static int logged = -1;
+        char why[256];
+
+        cr_steer_create(&g->steer, conf->nlisten, g->nworkers, why, sizeof(why));
+        if ((int)g->steer.mode != logged) {
+            logged = (int)g->steer.mode;
+            if (g->steer.mode == CR_STEER_BPF) {
+                cr_log_notice("reload mechanism: bpf (SK_REUSEPORT program steers new "
+                              "connections to the newest generation)");
+            } else {
+                cr_log_warn("reload mechanism: %s (%s)%s", cr_steer_mode_name(g->steer.mode),
+                            why, g->steer.mode == CR_STEER_DRAIN
+                            ? "; connections racing an old worker's close may be reset: "
+                              "run as root or set net.ipv4.tcp_migrate_req=1" : "");
+            }
+        }
+    }
     return CR_OK;
 }
 
@@ -359,7 +384,7 @@ child_main(struct master *m, const struct gen *g, unsigned id, int ready_fd,
     child_reset(m);
     cr_stats_attach(m->shm.hdr, shm_slot);
     cr_stats_set_state(CR_SHM_SLOT_STARTING);
-    _exit(cr_worker_run(g->conf, id, g->number, ready_fd));
+    _exit(cr_worker_run(g->conf, id, g->number, ready_fd, &g->steer));
 }
 
 /* Signals back to defaults, die with the master, drop the master's fds. */

@@ -34,7 +34,10 @@
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
+#include "steer.h"
 #include "worker.h"
+
+#define WORKER_STEER_GRACE_MS   300     /* drain: keep accepting this long */
 
 static void
 fatal_cb(int err)
@@ -59,6 +62,7 @@ close_listeners(struct cr_worker *w)
 {
     size_t i;
 
+    w->listening = 0;
     for (i = 0; i < w->nlisteners; i++) {
         if (w->listeners[i] != NULL) {
             cr_listener_close(w->listeners[i]);
@@ -79,6 +83,26 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
         cr_conn_close_all(w);
     }
     event_base_loopexit(w->base, NULL);
+}
+
+/* Drain: take what the kernel queued for us, then close the listeners. */
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cr_worker *w = arg;
+    size_t i;
+
+    (void)fd;
+    (void)what;
+    for (i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] != NULL) {
+            cr_listener_accept_pending(w->listeners[i]);
+        }
+    }
+    close_listeners(w);
+    if (w->nconns == 0 && w->draining) {
+        event_base_loopexit(w->base, NULL);
+    }
 }
 
 static void
@@ -123,7 +147,7 @@ signal_ready(int fd)
 
 int
 cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
-              int ready_fd)
+              int ready_fd, const struct cr_steer *steer)
 {
     struct cr_worker w;
     struct event *ev_term = NULL, *ev_quit = NULL;
@@ -187,7 +211,16 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
             w.exit_code = CR_EXIT_SETUP;
             goto fail;
         }
+        if (steer != NULL
+            && cr_steer_join(steer, i, id, cr_listener_fd(w.listeners[i]), err,
+                             sizeof(err)) != CR_OK)
+        {
+            /* serving unsteered beats not serving; a reload may reset some */
+            cr_log_warn("listen %s: %s", conf->listen[i].addr.text, err);
+        }
     }
+    w.listening = 1;
+    w.steer = steer;
 
     if (ready_fd != -1) {
         signal_ready(ready_fd);
@@ -227,6 +260,9 @@ fail:
     }
     if (w.base != NULL) {
         cr_stats_heartbeat_stop();
+        if (w.grace_ev != NULL) {
+            event_free(w.grace_ev);
+        }
         event_base_free(w.base);
     }
     cr_log_info("exiting with code %d", w.exit_code);
@@ -240,7 +276,7 @@ cr_worker_conn_closed(struct cr_worker *w)
     size_t i;
 
     if (w->draining) {
-        if (w->nconns == 0) {
+        if (w->nconns == 0 && !w->listening) {
             event_base_loopexit(w->base, NULL);
         }
         return;
@@ -266,23 +302,33 @@ cr_worker_drain(struct cr_worker *w)
 {
     struct timeval tv;
     uint64_t ms = w->conf->drain_timeout_ms;
-    size_t i;
 
     if (w->draining) {
         return;
     }
-    for (i = 0; i < w->nlisteners; i++) {
-        if (w->listeners[i] != NULL) {
-            cr_listener_accept_pending(w->listeners[i]);
-        }
-    }
     w->draining = 1;
-    close_listeners(w);
-    cr_log_notice("draining %u connections (timeout %llu ms)", w->nconns,
-                  (unsigned long long)ms);
+    cr_stats_set_state(CR_SHM_SLOT_DRAINING);
+    if (w->steer != NULL && w->steer->mode == CR_STEER_BPF && w->listening) {
+        /*
+         * New handshakes already go to the next generation; the ones that
+         * were mid-flight when its program was attached still complete
+         * into our queue. Keep accepting a moment, then close.
+         */
+        struct timeval grace = { 0, WORKER_STEER_GRACE_MS * 1000 };
+
+        w->grace_ev = evtimer_new(w->base, grace_cb, w);
+        if (w->grace_ev == NULL || evtimer_add(w->grace_ev, &grace) == -1) {
+            grace_cb(-1, 0, w);
+        }
+    } else {
+        grace_cb(-1, 0, w);
+    }
+    cr_log_notice("draining %u connections (timeout %llu ms, %s)", w->nconns,
+                  (unsigned long long)ms,
+                  w->steer != NULL ? cr_steer_mode_name(w->steer->mode) : "drain");
 
     cr_conn_drain_all(w);
-    if (w->nconns == 0) {
+    if (w->nconns == 0 && !w->listening) {
         event_base_loopexit(w->base, NULL);
         return;
     }

@@ -18,6 +18,8 @@ struct cr_conf;
 struct cr_listener;
 struct cr_conn;
 struct cr_upstream_pool;
+struct cr_steer;
+struct event;
 
 TAILQ_HEAD(cr_conn_list, cr_conn);
 
@@ -34,6 +36,9 @@ struct cr_worker {
     struct cr_upstream_pool *pools;         /* one per conf->upstreams[] */
     uint64_t                 next_conn_id;
     int                      exit_code;     /* CR_EXIT_* */
+    const struct cr_steer   *steer;         /* this generation's steering */
+    int                      listening;     /* listeners still open */
+    struct event            *grace_ev;      /* drain: listeners close then */
 };
 
 /*
@@ -42,7 +47,7 @@ struct cr_worker {
  * closes it; -1 for none), and returns a CR_EXIT_* code.
  */
 int cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
-                  int ready_fd);
+                  int ready_fd, const struct cr_steer *steer);
 
 /* conn.c calls this after freeing a conn; ends the loop when draining is done. */
 void cr_worker_conn_closed(struct cr_worker *w);

@@ -234,6 +234,7 @@ struct cr_shm_header {
     char                name[CR_SHM_NAME_MAX];
     char                config_path[CR_SHM_PATH_MAX];
     char                last_reload_error[512];  /* first error of a failed reload */
+    char                reload_mechanism[16];   /* "bpf", "migrate" or "drain" */
 } __attribute__((aligned(CR_SHM_CACHELINE)));
 
 _Static_assert(sizeof(struct cr_shm_hist) == (CR_SHM_HIST_BUCKETS + 2) * 8,
