@@ -64,6 +64,7 @@
 #define MASTER_QUIT_MS          1000    /* fast stop: SIGKILL after this */
 #define MASTER_GIVE_UP_MS       2000    /* after the SIGKILLs: stop waiting */
 #define MASTER_POLL_MAX_MS      1000
+#define MASTER_HEARTBEAT_MS     3000    /* a worker silent this long is stuck */
 
 #define PROC_F_READY     0x01u          /* wrote its ready byte */
 #define PROC_F_STOPPING  0x02u          /* we asked it to stop: exit expected */
@@ -849,6 +850,38 @@ on_ready_timeout(struct master *m, struct proc *p)
     }
 }
 
+/*
+ * A worker whose loop stopped turning (stuck in a blocking call, stopped,
+ * spinning) no longer refreshes its heartbeat: replace it. The exit that
+ * follows is an unexpected one, so it is respawned and counted as a crash.
+ */
+static void
+check_heartbeats(struct master *m, uint64_t now)
+{
+    struct cr_shm_header *h = m->shm.hdr;
+    size_t i;
+
+    if (h == NULL) {
+        return;
+    }
+    for (i = 0; i < m->nprocs; i++) {
+        struct proc *p = &m->procs[i];
+        uint64_t beat;
+
+        if (p->shm_slot == -1 || (p->flags & (PROC_F_READY | PROC_F_KILLED)) != PROC_F_READY) {
+            continue;
+        }
+        beat = cr_shm_get(&cr_shm_slot(h, (unsigned)p->shm_slot)->heartbeat_ms);
+        if (beat != 0 && now > beat + MASTER_HEARTBEAT_MS) {
+            cr_log_error("worker %u (pid %d, generation %u): no heartbeat for %llu ms, "
+                         "its event loop is stuck; killing it", p->id, (int)p->pid,
+                         p->generation, (unsigned long long)(now - beat));
+            kill(p->pid, SIGKILL);
+            p->flags |= PROC_F_KILLED;
+        }
+    }
+}
+
 /* Deadlines: readiness timeouts, SIGKILLs, respawns. */
 static void
 run_timers(struct master *m)
@@ -856,6 +889,8 @@ run_timers(struct master *m)
     uint64_t now = now_ms();
     struct proc *p;
     size_t i;
+
+    check_heartbeats(m, now);
 
     for (i = 0; i < m->nprocs; i++) {
         p = &m->procs[i];
