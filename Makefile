@@ -44,7 +44,7 @@ endif
 
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := gcc make pkg-config libevent-dev libyaml-dev libjemalloc-dev \
-            libcmocka-dev node-llhttp curl python3 iproute2 procps
+            libcmocka-dev node-llhttp curl python3 iproute2 procps tmux prometheus
 
 CONF_SRC    := $(wildcard conf/*.c)
 GW_SRC      := $(filter-out gateway/main.c,$(wildcard gateway/*.c))

@@ -471,6 +471,7 @@ cr_http_parser_execute(struct cr_http_parser *hp, const char *data, size_t len,
 {
     llhttp_errno_t err;
     size_t used;
+    int head_was_done = hp->head_done;
 
     err = llhttp_execute(&hp->p, data, len);
     switch (err) {
@@ -501,10 +502,10 @@ cr_http_parser_execute(struct cr_http_parser *hp, const char *data, size_t len,
         return used;
     }
 
-    if (!hp->head_done) {
+    if (!head_was_done) {
         hp->head_bytes += used;
         /* separators are not in the arena; bound the raw bytes as well */
-        if (hp->head_bytes > hp->limits->max_head_bytes + 4096) {
+        if (!hp->head_done && hp->head_bytes > hp->limits->max_head_bytes + 4096) {
             fail(hp, 431, "request head too large");
             *ev = CR_HTTP_EV_ERROR;
         }

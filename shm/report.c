@@ -9,7 +9,7 @@
  *
  * Windows. A rate needs two snapshots of the same segment. A worker slot
  * in <cur> is matched to the same slot in <prev> only if it still holds the
- * same process (same start time, generation and id); a slot reused in
+ * same process (same start time, generation, id and pid); a slot reused in
  * between was zeroed when its old worker was retired, so its whole count
  * belongs to the window. Sums over every slot plus the retired slot only
  * grow, so their differences are the window's counts; a difference that
@@ -243,12 +243,16 @@ uptime_of(uint64_t start_ms, uint64_t now_ms)
     return now_ms > start_ms && start_ms != 0 ? (double)(now_ms - start_ms) / 1000.0 : 0;
 }
 
-/* Slot <i> of <p> still holds the process slot <i> of <c> holds. */
+/*
+ * Slot <i> of <p> still holds the process slot <i> of <c> holds. (A pid of
+ * 0 in <p> is a worker forked but not yet recorded: it counted nothing.)
+ */
 static int
 same_process(const struct cr_shm_slot *c, const struct cr_shm_slot *p)
 {
     return p->state != CR_SHM_SLOT_FREE && p->start_ms == c->start_ms
-           && p->generation == c->generation && p->id == c->id;
+           && p->generation == c->generation && p->id == c->id
+           && (p->pid == c->pid || p->pid == 0);
 }
 
 int
@@ -721,6 +725,7 @@ int
 cr_report_status_json(struct cr_report_buf *b, const struct cr_report_in *in)
 {
     const struct cr_shm_header *h = in->cur;
+    const struct cr_shm_slot *r;
     struct cr_report_totals t;
     struct jw w;
     char hash[24];
@@ -737,6 +742,7 @@ cr_report_status_json(struct cr_report_buf *b, const struct cr_report_in *in)
     jw_u64(&w, "reloads_ok", h->reloads_ok);
     jw_u64(&w, "reloads_failed", h->reloads_failed);
     jw_str(&w, "last_reload_error", h->last_reload_error, sizeof(h->last_reload_error));
+    jw_str(&w, "reload_mechanism", h->reload_mechanism, sizeof(h->reload_mechanism));
     jw_u64(&w, "workers_configured", h->workers);
     jw_u64(&w, "workers_live", t.live);
     jw_num(&w, "window_seconds", window_of(in));
@@ -757,6 +763,14 @@ cr_report_status_json(struct cr_report_buf *b, const struct cr_report_in *in)
     jw_lat(&w, "latency_ms", &t.latency);
     jw_lat(&w, "upstream_ttfb_ms", &t.ttfb);
     jw_counters(&w, cr_shm_counter_names, t.c, CR_SHM_NCOUNTERS);
+    jw_close(&w, '}');
+
+    /* what exited workers counted: totals = workers[] + retired */
+    r = cr_shm_retired(h);
+    jw_open(&w, "retired", '{');
+    jw_u64(&w, "requests", r->counters[CR_SHM_C_requests_total]);
+    jw_u64(&w, "connections_accepted", r->counters[CR_SHM_C_connections_accepted_total]);
+    jw_counters(&w, cr_shm_counter_names, r->counters, CR_SHM_NCOUNTERS);
     jw_close(&w, '}');
 
     jw_workers(&w, in);

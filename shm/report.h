@@ -40,6 +40,8 @@
  *   reloads_ok        int
  *   reloads_failed    int
  *   last_reload_error string   "" if none
+ *   reload_mechanism   string  "bpf", "migrate" or "drain" (how reloads
+ *                              avoid resetting connections)
  *   workers_configured int     workers per generation
  *   workers_live      int      worker processes alive now
  *   window_seconds    number   rate window; 0 = lifetime averages
@@ -50,6 +52,9 @@
  *                              (client side), upstream_bytes_in,
  *                              upstream_bytes_out, latency_ms{},
  *                              upstream_ttfb_ms{}, rps, counters{}
+ *   retired           object   what exited workers counted: requests,
+ *                              connections_accepted, counters{} (gauges 0);
+ *                              totals = the sum of workers[] and retired
  *   workers           array    as in "workers" below
  *
  * workers (cr_report_workers_json): instance, generation, window_seconds,
