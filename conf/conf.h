@@ -174,6 +174,7 @@ struct cr_conf {
     size_t                   nroutes;
     uint64_t                 hash;          /* FNV-1a of the file's bytes */
     unsigned                 stats_mode;    /* shm segment permissions (0640) */
+    int                      merge_slashes; /* "//" -> "/" in paths (true) */
     struct cr_conf_addr      admin;         /* admin listener; text NULL = off */
 };
 

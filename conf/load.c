@@ -803,6 +803,28 @@ set_mode(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
     *CR_CONF_FIELD(obj, cmd, unsigned) = v;
 }
 
+/* true / false (YAML 1.2 core schema spellings). */
+static void
+set_bool(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+         const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    const char *s = cr_conf_node_text(val);
+
+    (void) key;
+    if (s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "True") == 0
+                      || strcmp(s, "TRUE") == 0))
+    {
+        *CR_CONF_FIELD(obj, cmd, int) = 1;
+    } else if (s != NULL && (strcmp(s, "false") == 0 || strcmp(s, "False") == 0
+                             || strcmp(s, "FALSE") == 0))
+    {
+        *CR_CONF_FIELD(obj, cmd, int) = 0;
+    } else {
+        cr_conf_error(ld, val->mark, "\"%s\" must be true or false, got %s", cmd->key,
+                      cr_conf_node_got(ld, val));
+    }
+}
+
 static const struct cr_conf_cmd stats_cmds[] = {
     { "mode", set_mode, offsetof(struct cr_conf, stats_mode), 0, 0 },
     { NULL, NULL, 0, 0, 0 }
@@ -870,6 +892,7 @@ static const struct cr_conf_cmd top_cmds[] = {
     { "upstreams",     set_upstreams,      0, 0, 0 },
     { "routes",        cr_conf_set_routes, 0, 0, 0 },
     { "stats",         set_stats,          0, 0, 0 },
+    { "merge_slashes", set_bool,           offsetof(struct cr_conf, merge_slashes), 0, 0 },
     { "admin",         set_admin,          0, 0, 0 },
     { NULL, NULL, 0, 0, 0 }
 };
@@ -879,6 +902,7 @@ conf_defaults(struct cr_conf *conf)
 {
     conf->workers = 0;
     conf->stats_mode = CR_CONF_DEFAULT_STATS_MODE;
+    conf->merge_slashes = 1;
     conf->drain_timeout_ms = CR_CONF_DEFAULT_DRAIN_TIMEOUT;
     conf->limits.max_header_bytes = CR_CONF_DEFAULT_MAX_HEADER_BYTES;
     conf->limits.max_headers = CR_CONF_DEFAULT_MAX_HEADERS;

@@ -196,6 +196,7 @@ conn_free(struct cr_conn *c)
     event_free(c->timer);
     bufferevent_free(c->bev);
     cr_http_parser_free(&c->req);
+    free(c->npath);
     free(c);
     cr_worker_conn_closed(w);
 }
@@ -417,15 +418,32 @@ parse_target(struct cr_conn *c)
     for (i = 0; i < tlen && t[i] != '?'; i++) {
         continue;
     }
+    c->query = t + i;
+    c->querylen = tlen - i;
     if (i == 0) {
         c->path = "/";      /* "http://host" or "http://host?q" */
         c->pathlen = 1;
     } else {
-        c->path = t;
-        c->pathlen = i;
+        /*
+         * Route on, and forward, the normalised path, so that a rule for
+         * /admin sees /%61dmin and /x/../admin as what they are, and the
+         * backend sees the path that was routed.
+         */
+        if (c->npath_cap < i + 1) {
+            char *n = realloc(c->npath, i + 1);
+
+            if (n == NULL) {
+                return CR_ERR;
+            }
+            c->npath = n;
+            c->npath_cap = i + 1;
+        }
+        c->pathlen = cr_http_normalize_path(t, i, c->npath, c->w->conf->merge_slashes);
+        if (c->pathlen == (size_t)-1) {
+            return CR_ERR;
+        }
+        c->path = c->npath;
     }
-    c->query = t + i;
-    c->querylen = tlen - i;
 
 host:
     if (c->host == NULL && (f = cr_http_find(hp, "host")) != NULL) {

@@ -67,8 +67,10 @@ struct cr_conn {
     const char              *host;      /* NULL if none */
     size_t                   hostlen;
     int                      host_from_target;  /* absolute-form authority */
-    const char              *path;      /* "/..." or "*" */
+    const char              *path;      /* normalised "/..." or "*" */
     size_t                   pathlen;
+    char                    *npath;     /* buffer of the normalised path */
+    size_t                   npath_cap;
     const char              *query;     /* "?..." or "" */
     size_t                   querylen;
 

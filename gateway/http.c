@@ -735,6 +735,113 @@ cr_http_rules_add(const struct cr_conf_header_rules *rules, struct cr_buf *b)
     }
 }
 
+static int
+hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+static int
+is_unreserved(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+           || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+size_t
+cr_http_normalize_path(const char *in, size_t len, char *out, int merge_slashes)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, n = 0, w = 0;
+    char *dec = out;
+
+    /* 1. escapes, in place into <out> (never longer than <in>) */
+    for (i = 0; i < len; i++) {
+        int hi, lo, v;
+
+        if (in[i] != '%') {
+            dec[n++] = in[i];
+            continue;
+        }
+        if (i + 2 >= len) {
+            return (size_t)-1;      /* "%" or "%4" at the end */
+        }
+        hi = hex_value(in[i + 1]);
+        lo = hex_value(in[i + 2]);
+        if (hi < 0 || lo < 0) {
+            return (size_t)-1;
+        }
+        v = hi * 16 + lo;
+        if (v == 0) {
+            return (size_t)-1;      /* an encoded NUL has no business in a path */
+        }
+        if (is_unreserved((unsigned char)v)) {
+            dec[n++] = (char)v;
+        } else {
+            dec[n++] = '%';
+            dec[n++] = hex[hi];
+            dec[n++] = hex[lo];
+        }
+        i += 2;
+    }
+
+    /*
+     * 2. segments, left to right, writing over what was read: each output
+     * segment is no longer than the input it came from, so <w> never
+     * passes the read position.
+     */
+    i = 0;
+    while (i < n) {
+        size_t j = i + 1, seglen;
+        int last;
+
+        if (dec[i] != '/') {
+            /* a path always starts with '/'; keep anything else as is */
+            j = i;
+        }
+        while (j < n && dec[j] != '/') {
+            j++;
+        }
+        seglen = j - (dec[i] == '/' ? i + 1 : i);
+        last = j >= n;
+        if (seglen == 1 && dec[j - 1] == '.') {
+            if (last && (w == 0 || out[w - 1] != '/')) {
+                out[w++] = '/';
+            }
+        } else if (seglen == 2 && dec[j - 1] == '.' && dec[j - 2] == '.') {
+            while (w > 0 && out[w - 1] != '/') {
+                w--;
+            }
+            if (w > 0) {
+                w--;                /* and the '/' before the segment */
+            }
+            if (last) {
+                out[w++] = '/';
+            }
+        } else if (seglen == 0 && merge_slashes && !last) {
+            /* an empty segment from "//": merged away */
+        } else {
+            memmove(out + w + 1, dec + j - seglen, seglen);
+            out[w] = '/';
+            w += seglen + 1;
+        }
+        i = j;
+    }
+    if (w == 0) {
+        out[w++] = '/';
+    }
+    return w;
+}
+
 const char *
 cr_http_reason(int status)
 {

@@ -184,6 +184,16 @@ int cr_http_rules_drop(const struct cr_conf_header_rules *rules,
 /* Append the rules' "set" headers to <b>. */
 void cr_http_rules_add(const struct cr_conf_header_rules *rules, struct cr_buf *b);
 
+/*
+ * Normalise request path <in> (<len> bytes, starting with '/') into <out>,
+ * which must hold <len> + 1 bytes. Percent-encoded unreserved characters
+ * (RFC 3986 §2.3) are decoded and other escapes upper-cased (§6.2.2.1-2),
+ * dot segments removed (§5.2.4), and with <merge_slashes> runs of '/'
+ * collapsed. Returns the length written, or (size_t)-1 for a malformed
+ * escape or an encoded NUL.
+ */
+size_t cr_http_normalize_path(const char *in, size_t len, char *out, int merge_slashes);
+
 /* Reason phrase of <status> ("Not Found"), "Unknown" if none. */
 const char *cr_http_reason(int status);
 

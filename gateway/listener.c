@@ -7,10 +7,14 @@
  * (and over two generations during a reload) by hash, and no worker is
  * woken for a connection another one takes.
  *
+ * A worker holding max_connections answers each new connection with a 503
+ * and closes it (counted in shm) rather than leaving it in the kernel's
+ * queue, where with SO_REUSEPORT it would wait on this one busy worker
+ * while others might be free.
+ *
  * Accepting stops for two reasons, kept apart so that one does not undo the
  * other:
- *   LISTENER_F_PAUSED   the worker holds max_connections; conn.c's close
- *                       path resumes us through cr_worker_conn_closed().
+ *   LISTENER_F_PAUSED   cr_listener_pause() (kept for callers that need it)
  *   LISTENER_F_BACKOFF  accept() failed (EMFILE, ENFILE, ENOBUFS...); retry
  *                       in 100 ms rather than spin on a readable socket.
  * The evconnlistener is enabled exactly when neither flag is set.
@@ -31,6 +35,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "stats.h"
 #include "worker.h"
 
 #define LISTENER_F_PAUSED   0x01u       /* connection limit reached */
@@ -70,29 +75,56 @@ update_enabled(struct cr_listener *l)
     }
 }
 
-/*
- * Pause every listener of <w>: it holds as many connections as it may.
- * At saturation this happens once per accepted connection, so the warning
- * is rate-limited.
- */
+/* max_connections reached: say so, once per LISTENER_LIMIT_LOG_MS. */
 static void
-pause_all(struct cr_worker *w)
+warn_capacity(void)
 {
     static uint64_t last_warn_ms;
+    static unsigned suppressed;
     uint64_t now = now_ms();
-    size_t i;
 
     if (last_warn_ms == 0 || now - last_warn_ms >= LISTENER_LIMIT_LOG_MS) {
-        cr_log_warn("max_connections (%u) reached, pausing accept",
-                    w->conf->limits.max_connections);
+        cr_log_warn("max_connections reached: refusing new connections with 503 "
+                    "(%u more since the last warning)", suppressed);
         last_warn_ms = now;
+        suppressed = 0;
+    } else {
+        suppressed++;
     }
+}
 
-    for (i = 0; i < w->nlisteners; i++) {
-        if (w->listeners[i] != NULL) {
-            cr_listener_pause(w->listeners[i]);
-        }
+/*
+ * Over max_connections: answer 503 and close, politely. What the client
+ * already sent is read first, so our close is a FIN and not a reset that
+ * would destroy the answer; the write is best effort, as this socket is
+ * fresh and its send buffer empty. Counted in shm.
+ */
+static void
+reject(int fd)
+{
+    static const char answer[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 19\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "server at capacity\n";
+    char sink[4096];
+    int i;
+
+    for (i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++) {
+        continue;
     }
+    if (send(fd, answer, sizeof(answer) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
+        /* nothing more we can do for this one */
+    }
+    shutdown(fd, SHUT_WR);
+    close(fd);
+    CR_STAT_INC(connections_rejected_total);
+    CR_STAT_INC(responses_5xx_total);
+    CR_STAT_INC(errors_503_total);
+    warn_capacity();
 }
 
 static void
@@ -104,15 +136,11 @@ accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
     unsigned max = w->conf->limits.max_connections;
 
     (void)ev;
-    cr_conn_accept(w, fd, sa, (socklen_t)salen);
-
-    /*
-     * Pausing from inside the callback also ends libevent's accept loop for
-     * this wakeup; what is queued waits in the kernel until we resume.
-     */
-    if (max != 0 && w->nconns >= max && !w->draining) {
-        pause_all(w);
+    if (max != 0 && w->nconns >= max) {
+        reject(fd);
+        return;
     }
+    cr_conn_accept(w, fd, sa, (socklen_t)salen);
 }
 
 static void

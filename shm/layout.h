@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define CR_SHM_MAGIC        0x31534d48524f4343ULL   /* "CCORHMS1" */
-#define CR_SHM_MAJOR        1
+#define CR_SHM_MAJOR        2
 #define CR_SHM_MINOR        0
 #define CR_SHM_CACHELINE    64
 #define CR_SHM_NAME_MAX     64      /* names, NUL included */
@@ -89,7 +89,8 @@ struct cr_shm_hist {
     X(upstream_failures_total,     "upstream connect or protocol failures")     \
     X(upstream_timeouts_total,     "upstream connect or read timeouts")         \
     X(upstream_retries_total,      "requests retried on another connection")    \
-    X(parse_errors_total,          "malformed requests or responses")
+    X(parse_errors_total,          "malformed requests or responses")          \
+    X(connections_rejected_total,  "connections refused with 503 over max_connections")
 
 enum cr_shm_counter {
 #define CR_SHM_X_ENUM(f, h) CR_SHM_C_##f,

@@ -465,6 +465,66 @@ test_http_response_with_other_transfer_coding_is_refused(void **state)
     cr_http_parser_free(&hp);
 }
 
+static void
+test_http_normalize_path_table(void **state)
+{
+    static const struct {
+        const char *in;
+        int         merge;
+        const char *out;        /* NULL: refused */
+    } cases[] = {
+        { "/", 1, "/" },
+        { "/a/b", 1, "/a/b" },
+        { "/%61dmin", 1, "/admin" },
+        { "/%2e%2e/admin", 1, "/admin" },
+        { "/x/../admin", 1, "/admin" },
+        { "/./admin", 1, "/admin" },
+        { "//admin", 1, "/admin" },
+        { "//admin", 0, "//admin" },
+        { "/a///b//", 1, "/a/b/" },
+        { "/a/./b/../c", 1, "/a/c" },
+        { "/../a", 1, "/a" },
+        { "/..", 1, "/" },
+        { "/a/..", 1, "/" },
+        { "/a/.", 1, "/a/" },
+        { "/a/../", 1, "/" },
+        { "/a/b/../../../c", 1, "/c" },
+        { "/a%2fb", 1, "/a%2Fb" },          /* reserved: kept, hex upper-cased */
+        { "/a%2Fb/..", 1, "/" },            /* %2F is not a separator */
+        { "/%7euser", 1, "/~user" },
+        { "/caf%C3%A9", 1, "/caf%C3%A9" },
+        { "/a%20b", 1, "/a%20b" },
+        { "/...", 1, "/..." },
+        { "/a/.../b", 1, "/a/.../b" },
+        { "/%", 1, NULL },
+        { "/%4", 1, NULL },
+        { "/%zz", 1, NULL },
+        { "/a%00b", 1, NULL },
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < CR_NELEM(cases); i++) {
+        char out[64];
+        size_t n = cr_http_normalize_path(cases[i].in, strlen(cases[i].in), out,
+                                          cases[i].merge);
+
+        if (cases[i].out == NULL) {
+            if (n != (size_t)-1) {
+                fail_msg("%s: want refused, got %.*s", cases[i].in, (int)n, out);
+            }
+            continue;
+        }
+        if (n == (size_t)-1 || n != strlen(cases[i].out)
+            || memcmp(out, cases[i].out, n) != 0)
+        {
+            fail_msg("%s (merge %d): want %s, got %.*s", cases[i].in, cases[i].merge,
+                     cases[i].out, n == (size_t)-1 ? 7 : (int)n,
+                     n == (size_t)-1 ? "refused" : out);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -486,6 +546,7 @@ main(void)
         cmocka_unit_test(test_http_upgrade_request_is_served_as_plain_http),
         cmocka_unit_test(test_http_connection_cannot_make_host_hop_by_hop),
         cmocka_unit_test(test_http_response_with_other_transfer_coding_is_refused),
+        cmocka_unit_test(test_http_normalize_path_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
