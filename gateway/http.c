@@ -122,6 +122,9 @@ arena_add(struct cr_http_parser *hp, const char *at, size_t len)
     uint64_t need = (uint64_t)hp->arena_len + len;
     uint32_t off;
 
+    if (len == 0) {
+        return hp->arena_len;   /* llhttp's empty spans; the arena may be NULL */
+    }
     if (need > hp->limits->max_head_bytes) {
         fail(hp, 431, "request head too large");
         return -1;
@@ -280,14 +283,17 @@ static int
 on_header_field_complete(llhttp_t *p)
 {
     struct cr_http_parser *hp = p->data;
-    const struct cr_http_field *f = &hp->fields[hp->nfields - 1];
-    const char *name = cr_http_str(hp, f->name);
+    const struct cr_http_field *f;
+    const char *name;
     uint32_t i;
 
     hp->in_field = 0;
-    if (f->name.len == 0) {
+    /* llhttp reports empty names too, and then the arena may be NULL */
+    if (hp->nfields == 0 || hp->fields[hp->nfields - 1].name.len == 0) {
         return fail(hp, hp->is_request ? 400 : 502, "empty header name");
     }
+    f = &hp->fields[hp->nfields - 1];
+    name = cr_http_str(hp, f->name);
     for (i = 0; i < f->name.len; i++) {
         if (!is_tchar((unsigned char)name[i])) {
             return fail(hp, hp->is_request ? 400 : 502, "invalid header name");
