@@ -386,6 +386,20 @@ parse_target(struct cr_conn *c)
     c->host = NULL;
     c->hostlen = 0;
     c->host_from_target = 0;
+    /*
+     * Only characters a URI may hold (RFC 3986): no controls, spaces,
+     * non-ASCII bytes, fragments ("#" is never sent) or backslashes, which
+     * servers behind us might each read their own way.
+     */
+    for (i = 0; i < tlen; i++) {
+        unsigned char ch = (unsigned char)t[i];
+
+        if (ch <= 0x20 || ch >= 0x7f || ch == '#' || ch == '\\' || ch == '"'
+            || ch == '<' || ch == '>')
+        {
+            return CR_ERR;
+        }
+    }
     if (tlen >= 7 && strncasecmp(t, "http://", 7) == 0) {
         skip = 7;
     } else if (tlen >= 8 && strncasecmp(t, "https://", 8) == 0) {
@@ -398,8 +412,8 @@ parse_target(struct cr_conn *c)
         while (skip + alen < tlen && a[alen] != '/' && a[alen] != '?') {
             alen++;
         }
-        if (alen == 0) {
-            return CR_ERR;
+        if (alen == 0 || !cr_http_valid_authority(a, alen)) {
+            return CR_ERR;          /* empty, userinfo ("user@"), junk */
         }
         c->host = a;
         c->hostlen = alen;

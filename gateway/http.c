@@ -34,6 +34,9 @@ static int on_header_value_complete(llhttp_t *p);
 static int on_headers_complete(llhttp_t *p);
 static int on_body(llhttp_t *p, const char *at, size_t len);
 static int on_message_complete(llhttp_t *p);
+static int on_version_complete(llhttp_t *p);
+static int is_tchar(unsigned char ch);
+static int on_chunk_header(llhttp_t *p);
 
 void
 cr_http_parser_init(struct cr_http_parser *hp, int is_request,
@@ -52,6 +55,8 @@ cr_http_parser_init(struct cr_http_parser *hp, int is_request,
     hp->settings.on_headers_complete = on_headers_complete;
     hp->settings.on_body = on_body;
     hp->settings.on_message_complete = on_message_complete;
+    hp->settings.on_version_complete = on_version_complete;
+    hp->settings.on_chunk_header = on_chunk_header;
     llhttp_init(&hp->p, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &hp->settings);
     hp->p.data = hp;
     hp->is_request = is_request;
@@ -100,6 +105,14 @@ reset_head(struct cr_http_parser *hp)
     hp->body_bytes = 0;
     hp->head_done = 0;
     hp->msg_done = 0;
+    hp->have_version = 0;
+    hp->scan_prev = 0;
+    hp->scan_cr = 0;
+    hp->scan_bol = 1;
+    hp->scan_seen = 0;
+    hp->scan_line1 = 0;
+    hp->fcr = 0;
+    hp->fprev = 0;
 }
 
 static int
@@ -148,6 +161,121 @@ arena_add(struct cr_http_parser *hp, const char *at, size_t len)
     off = hp->arena_len;
     hp->arena_len += (uint32_t)len;
     return off;
+}
+
+static int
+on_version_complete(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+
+    hp->have_version = 1;
+    return 0;
+}
+
+/* A chunk size is known: refuse at once a chunk that would pass the limit. */
+static int
+on_chunk_header(llhttp_t *p)
+{
+    struct cr_http_parser *hp = p->data;
+
+    if (hp->is_request && hp->limits->max_body_bytes != 0
+        && (p->content_length > hp->limits->max_body_bytes
+            || hp->body_bytes + p->content_length > hp->limits->max_body_bytes))
+    {
+        return fail(hp, 413, "request body too large");
+    }
+    return 0;
+}
+
+/*
+ * Line checks llhttp 8.1 does not make on a request head: every line ends
+ * in CRLF (no bare CR or LF, RFC 9112 §2.2), no line starts with
+ * whitespace (obs-fold, §5.2: we reject rather than unfold), and the
+ * request line carries a version (no HTTP/0.9). Runs over the head bytes
+ * llhttp consumed, keeping its state across reads. Returns NULL or why.
+ */
+static const char *
+scan_head(struct cr_http_parser *hp, const char *data, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+
+        if (hp->scan_cr) {
+            hp->scan_cr = 0;
+            if (c != '\n') {
+                return "bare CR in the request head";
+            }
+        }
+        if (c == '\r') {
+            hp->scan_cr = 1;
+            hp->scan_prev = c;
+            continue;
+        }
+        if (c == '\n') {
+            if (hp->scan_prev != '\r') {
+                return "bare LF in the request head";
+            }
+            if (hp->scan_seen && !hp->scan_line1) {
+                hp->scan_line1 = 1;
+                if (!hp->have_version) {
+                    return "request line without an HTTP version";
+                }
+            }
+            hp->scan_bol = 1;
+            hp->scan_prev = c;
+            continue;
+        }
+        if (hp->scan_bol && hp->scan_seen && (c == ' ' || c == '\t')) {
+            return "line folding (obs-fold) in the request head";
+        }
+        hp->scan_bol = 0;
+        hp->scan_seen = 1;
+        hp->scan_prev = c;
+    }
+    return NULL;
+}
+
+/*
+ * llhttp 8.1 takes a CR followed by any byte as the end of a chunk-size or
+ * chunk-data line. corral re-frames bodies, so its upstream never sees the
+ * ambiguity, but a peer in front of corral could read such a body another
+ * way. The bytes of a chunked body that are not data (llhttp's on_body
+ * spans say exactly which are) must therefore end their lines in CRLF.
+ * Returns 0, or -1 on a bare CR or LF.
+ */
+static int
+check_framing(struct cr_http_parser *hp, const char *from, const char *to)
+{
+    for (; from < to; from++) {
+        unsigned char c = (unsigned char)*from;
+
+        if (hp->fcr) {
+            hp->fcr = 0;
+            if (c != '\n') {
+                return -1;
+            }
+        } else if (c == '\r') {
+            hp->fcr = 1;
+        } else if (c == '\n') {
+            return -1;
+        }
+        hp->fprev = c;
+    }
+    return 0;
+}
+
+/* Does <data> start with a method token and a space (an unknown method)? */
+static int
+method_token(const char *data, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && is_tchar((unsigned char)data[i]); i++) {
+        continue;
+    }
+    return i > 0 && i < len && data[i] == ' ';
 }
 
 static int
@@ -364,6 +492,9 @@ on_headers_complete(llhttp_t *p)
             }
         } else if (cr_http_name_eq(name, f->name.len, "transfer-encoding")) {
             hp->flags |= CR_HTTP_F_TE;
+            if (hp->is_request && f->value.len == 0) {
+                return fail(hp, 400, "empty Transfer-Encoding");
+            }
             /*
              * RFC 9112 §6.1: chunked must be the final coding; a server
              * that does not understand a coding answers 501. We decode no
@@ -387,8 +518,30 @@ on_headers_complete(llhttp_t *p)
          * stop at its end waiting for another protocol's bytes.
          */
         p->upgrade = 0;
+        if (hp->http_major != 1 || hp->http_minor > 1) {
+            return fail(hp, 505, "HTTP version not supported");
+        }
+        /*
+         * RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means its
+         * framing is faulty, whatever else it says.
+         */
+        if ((hp->flags & CR_HTTP_F_TE) && hp->http_minor == 0) {
+            return fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request");
+        }
         if (nhost > 1) {
             return fail(hp, 400, "duplicate Host header");
+        }
+        if (nhost == 1) {
+            const struct cr_http_field *hf = cr_http_find(hp, "host");
+            const char *v = cr_http_str(hp, hf->value);
+            size_t vlen = hf->value.len;
+
+            while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) {
+                vlen--;
+            }
+            if (!cr_http_valid_authority(v, vlen)) {
+                return fail(hp, 400, "invalid Host header");   /* RFC 9112 §3.2 */
+            }
         }
         if (nhost == 1) {
             hp->flags |= CR_HTTP_F_HOST;
@@ -438,6 +591,12 @@ on_body(llhttp_t *p, const char *at, size_t len)
          * piece would read as the last chunk to a chunked re-framer */
         return 0;
     }
+    if (hp->fscan_on) {
+        if (check_framing(hp, hp->fscan, at) == -1) {
+            return fail(hp, 400, "bare CR or LF in chunk framing");
+        }
+        hp->fscan = at + len;
+    }
     hp->body_bytes += len;
     if (hp->is_request && hp->limits->max_body_bytes != 0
         && hp->body_bytes > hp->limits->max_body_bytes)
@@ -479,6 +638,9 @@ cr_http_parser_execute(struct cr_http_parser *hp, const char *data, size_t len,
     size_t used;
     int head_was_done = hp->head_done;
 
+    hp->fscan_on = hp->is_request && head_was_done && !hp->msg_done
+                   && (hp->flags & CR_HTTP_F_CHUNKED);
+    hp->fscan = data;
     err = llhttp_execute(&hp->p, data, len);
     switch (err) {
     case HPE_OK:
@@ -500,12 +662,39 @@ cr_http_parser_execute(struct cr_http_parser *hp, const char *data, size_t len,
         break;
     default:
         used = 0;
+        hp->fscan_on = 0;
         *ev = CR_HTTP_EV_ERROR;
         if (hp->err_status == 0) {
             hp->err_status = hp->is_request ? 400 : 502;
             hp->err_reason = llhttp_errno_name(err);
+            /* a well-formed token we do not know: RFC 9110 §9.1 says 501 */
+            if (hp->is_request && err == HPE_INVALID_METHOD && !head_was_done
+                && method_token(data, len))
+            {
+                hp->err_status = 501;
+                hp->err_reason = "unknown method";
+            }
         }
         return used;
+    }
+
+    if (hp->fscan_on) {
+        hp->fscan_on = 0;
+        if (check_framing(hp, hp->fscan, data + used) == -1) {
+            fail(hp, 400, "bare CR or LF in chunk framing");
+            *ev = CR_HTTP_EV_ERROR;
+            return used;
+        }
+    }
+
+    if (hp->is_request && !head_was_done && used > 0) {
+        const char *why = scan_head(hp, data, used);
+
+        if (why != NULL) {
+            fail(hp, 400, why);
+            *ev = CR_HTTP_EV_ERROR;
+            return used;
+        }
     }
 
     if (!head_was_done) {
@@ -848,6 +1037,53 @@ cr_http_normalize_path(const char *in, size_t len, char *out, int merge_slashes)
     return w;
 }
 
+static int
+valid_port(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > 5) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int
+cr_http_valid_authority(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0) {
+        return 1;
+    }
+    if (s[0] == '[') {
+        for (i = 1; i < len && s[i] != ']'; i++) {
+            if (hex_value(s[i]) < 0 && s[i] != ':' && s[i] != '.') {
+                return 0;
+            }
+        }
+        if (i >= len || i == 1) {
+            return 0;
+        }
+        i++;                                /* past ']' */
+        return i == len || (s[i] == ':' && valid_port(s + i + 1, len - i - 1));
+    }
+    for (i = 0; i < len && s[i] != ':'; i++) {
+        if (!is_unreserved((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    if (i == 0) {
+        return 0;
+    }
+    return i == len || valid_port(s + i + 1, len - i - 1);
+}
+
 const char *
 cr_http_reason(int status)
 {
@@ -885,6 +1121,7 @@ cr_http_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default:  return "Unknown";
     }
 }

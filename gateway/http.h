@@ -101,6 +101,20 @@ struct cr_http_parser {
     uint64_t                 body_bytes;  /* decoded body bytes so far */
     int                      head_done;
     int                      msg_done;
+    int                      have_version;  /* llhttp parsed "HTTP/x.y" */
+
+    /* raw line checks of a request head, across reads (see scan_head) */
+    unsigned char            scan_prev;
+    unsigned char            scan_cr;       /* last byte was a CR */
+    unsigned char            scan_bol;      /* at the start of a line */
+    unsigned char            scan_seen;     /* a byte of the request line */
+    unsigned char            scan_line1;    /* the request line has ended */
+
+    /* chunked request bodies: the framing bytes between data (see http.c) */
+    const char              *fscan;         /* next framing byte to check */
+    unsigned char            fscan_on;
+    unsigned char            fcr;           /* last framing byte was a CR */
+    unsigned char            fprev;
 
     /* error (CR_HTTP_EV_ERROR) */
     int                      err_status;  /* 400, 413, 414, 431, 501, 502 */
@@ -193,6 +207,14 @@ void cr_http_rules_add(const struct cr_conf_header_rules *rules, struct cr_buf *
  * escape or an encoded NUL.
  */
 size_t cr_http_normalize_path(const char *in, size_t len, char *out, int merge_slashes);
+
+/*
+ * Is <s> (<len> bytes) a valid Host / authority (RFC 9110 §7.2, RFC 3986
+ * §3.2.2)? A name of unreserved characters, an IPv4 address or a bracketed
+ * IPv6 address, with an optional ":port". Empty is valid (RFC 9112 §3.2).
+ * No userinfo, no list, no spaces.
+ */
+int cr_http_valid_authority(const char *s, size_t len);
 
 /* Reason phrase of <status> ("Not Found"), "Unknown" if none. */
 const char *cr_http_reason(int status);

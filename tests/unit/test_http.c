@@ -202,6 +202,19 @@ static const struct bad_case bad_requests[] = {
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400 },
     { "connect", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501 },
     { "body over limit", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65\r\n\r\n", 413 },
+    { "obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n", 400 },
+    { "bare LF ending the request line", "GET / HTTP/1.1\nHost: h\r\n\r\n", 400 },
+    { "bare LF ending the head", "GET / HTTP/1.1\r\nHost: h\r\n\n", 400 },
+    { "HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505 },
+    { "transfer-encoding in HTTP/1.0",
+      "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+    { "empty transfer-encoding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", 400 },
+    { "host with a space", "GET / HTTP/1.1\r\nHost: a b.example\r\n\r\n", 400 },
+    { "host list", "GET / HTTP/1.1\r\nHost: a.example, b.example\r\n\r\n", 400 },
+    { "host with userinfo", "GET / HTTP/1.1\r\nHost: u@a.example\r\n\r\n", 400 },
+    { "host with a path", "GET / HTTP/1.1\r\nHost: a.example/b\r\n\r\n", 400 },
+    { "chunk over the limit at once",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc", 413 },
     { "too many headers",
       "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n",
       431 },
@@ -223,6 +236,12 @@ test_http_rejects_malformed_requests(void **state)
 
         cr_http_parser_init(&hp, 1, &limits, NULL, NULL, NULL);
         ev = feed(&hp, bad_requests[i].in, &used);
+        if (ev == CR_HTTP_EV_HEAD) {
+            /* errors in the body show once it is parsed */
+            cr_http_parser_resume(&hp);
+            cr_http_parser_execute(&hp, bad_requests[i].in + used,
+                                   strlen(bad_requests[i].in) - used, &ev);
+        }
         if (ev != CR_HTTP_EV_ERROR || hp.err_status != bad_requests[i].status) {
             fail_msg("%s: event %d status %d, want error %d", bad_requests[i].name,
                      ev, hp.err_status, bad_requests[i].status);
