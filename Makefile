@@ -5,6 +5,7 @@
 #   make test       install deps if missing, build, run unit + integration tests
 #   make SANITIZE=address test    the same under ASan+UBSan with libc malloc
 #   make V=1        print full command lines
+#   make fuzz       build the libFuzzer targets and run each FUZZ_SECONDS (60)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -44,7 +45,8 @@ endif
 
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := gcc make pkg-config libevent-dev libyaml-dev libjemalloc-dev \
-            libcmocka-dev node-llhttp curl python3 iproute2 procps tmux prometheus
+            libcmocka-dev node-llhttp curl python3 iproute2 procps tmux prometheus \
+            clang libclang-rt-14-dev
 
 CONF_SRC    := $(wildcard conf/*.c)
 GW_SRC      := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
@@ -67,7 +69,8 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FLAGS_FILE  := $(BUILD)/.flags
 FLAGS_NOW   := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(MALLOC)
 
-.PHONY: all deps run test test-unit test-integration bench install clean FORCE
+.PHONY: all deps run test test-unit test-integration bench install clean FORCE \
+        fuzz fuzz-build
 
 all: $(BUILD)/corral $(if $(CTL_SRC),$(BUILD)/corralctl)
 
@@ -99,6 +102,49 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(FLAGS_FILE)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) $(WARN) -Wno-missing-prototypes $(CPPFLAGS) $(PKG_CFLAGS) \
 	    -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
+
+# Fuzzing (tests/fuzz/README.md): libFuzzer targets built by clang with
+# ASan+UBSan. Every library object is compiled again with the same flags
+# into $(FUZZ_BUILD), with libc malloc. `make fuzz` runs each target for
+# FUZZ_SECONDS from a scratch copy of its seed corpus and fails if one
+# finds a crash, a leak or a timeout.
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 60
+FUZZ_BUILD    := $(BUILD)/fuzz
+FUZZ_CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                 -fno-sanitize-recover=undefined
+FUZZ_TARGETS  := fuzz_request fuzz_conf fuzz_http
+FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ  := $(LIB_OBJ:$(BUILD)/%=$(FUZZ_BUILD)/%)
+FUZZ_PKG_CFLAGS = $(shell pkg-config --cflags libevent yaml-0.1 2>/dev/null)
+FUZZ_PKG_LIBS   = $(shell pkg-config --libs libevent yaml-0.1 2>/dev/null)
+FUZZ_FLAGS_FILE := $(FUZZ_BUILD)/.flags
+FUZZ_FLAGS_NOW  := $(FUZZ_CC) $(FUZZ_CFLAGS) $(CPPFLAGS)
+
+$(FUZZ_FLAGS_FILE): FORCE
+	@mkdir -p $(FUZZ_BUILD)
+	@echo '$(FUZZ_FLAGS_NOW)' | cmp -s - $@ || echo '$(FUZZ_FLAGS_NOW)' > $@
+
+$(FUZZ_BUILD)/%.o: %.c $(FUZZ_FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    fuzz/$<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) $(CPPFLAGS) $(FUZZ_PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c $(FUZZ_FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    fuzz/llhttp/$(notdir $<)")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -w -I$(LLHTTP_INC_DIR) -c -o $@ $<
+
+$(FUZZ_BIN): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(FUZZ_FLAGS_FILE)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) $(CPPFLAGS) $(FUZZ_PKG_CFLAGS) \
+	    -o $@ $< $(FUZZ_LIB_OBJ) $(FUZZ_PKG_LIBS) -lm
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -64,6 +64,7 @@ cr_http_parser_init(struct cr_http_parser *hp, int is_request,
     hp->on_head = on_head;
     hp->on_body = body_cb;
     hp->arg = arg;
+    hp->scan_bol = 1;
 }
 
 void
@@ -106,11 +107,6 @@ reset_head(struct cr_http_parser *hp)
     hp->head_done = 0;
     hp->msg_done = 0;
     hp->have_version = 0;
-    hp->scan_prev = 0;
-    hp->scan_cr = 0;
-    hp->scan_bol = 1;
-    hp->scan_seen = 0;
-    hp->scan_line1 = 0;
     hp->fcr = 0;
     hp->fprev = 0;
 }
@@ -511,6 +507,16 @@ on_headers_complete(llhttp_t *p)
         }
     }
 
+    /*
+     * A Transfer-Encoding that llhttp did not read as chunked ("chunked"
+     * plus a tab, say) is refused here, before the head is routed: llhttp
+     * itself would only fail it after this callback, when the head could
+     * already have been forwarded.
+     */
+    if ((hp->flags & CR_HTTP_F_TE) && !(hp->flags & CR_HTTP_F_CHUNKED)) {
+        return fail(hp, hp->is_request ? 400 : 502, "Transfer-Encoding not read as chunked");
+    }
+
     if (hp->is_request) {
         /*
          * corral does not switch protocols: an Upgrade request (h2c,
@@ -741,6 +747,17 @@ cr_http_parser_next(struct cr_http_parser *hp)
 {
     cr_http_parser_resume(hp);
     reset_head(hp);
+    /*
+     * The raw line checks restart here, between messages, and not in
+     * on_message_begin: that runs inside llhttp_execute(), before
+     * scan_head() looks at the same bytes, so a CR and LF split over two
+     * reads would look like a bare LF.
+     */
+    hp->scan_prev = 0;
+    hp->scan_cr = 0;
+    hp->scan_bol = 1;
+    hp->scan_seen = 0;
+    hp->scan_line1 = 0;
 }
 
 const struct cr_http_field *
