@@ -11,9 +11,13 @@
 #   - the killed pid is gone, the other worker is untouched, and the two
 #     workers own the two LISTEN sockets;
 #   - the only failed requests are those that were on the killed worker
-#     when it died: at most one per client (each client has one request
-#     at a time), all of them started before the kill (1 s of slack);
-#     every failure is classified and printed;
+#     when it died: all of them started within 1 s of the kill, and at
+#     most two per client: the request it had in flight there, and the
+#     retry it may have connected in the moment before the kernel closed
+#     the dead worker's listening socket (a socket in a reuseport group
+#     takes connections until its process is torn down, so one landing in
+#     that queue is also "on the killed worker"); every failure is
+#     classified and printed;
 #   - after the respawn the load goes on without a failure.
 . "$(dirname "$0")/lib.sh"
 EXPECT_WORKER_EXITS=1      # the kill -9 below is the point of this test
@@ -123,8 +127,8 @@ fails = rep["failures"]
 print("failed requests: %d (%s); ok: %d" % (len(fails), " ".join(
     "%s=%d" % kv for kv in sorted(rep["kinds"].items()) if kv[1]) or "none", rep["ok"]))
 bad = []
-if len(fails) > clients:
-    bad.append("%d failed requests, more than the %d clients (one request each in flight)"
+if len(fails) > 2 * clients:
+    bad.append("%d failed requests, more than two for each of the %d clients"
                % (len(fails), clients))
 late = [f for f in fails if f["start_ms"] > t_kill + 1000]
 if late:
@@ -136,6 +140,10 @@ for f in fails:
 twice = dict((c, n) for c, n in per_client.items() if n > 1)
 if twice:
     print("clients with more than one failed request: %r" % twice)
+thrice = dict((c, n) for c, n in per_client.items() if n > 2)
+if thrice:
+    bad.append("clients with more than two failed requests (one in flight, one in the "
+               "dying queue): %r" % thrice)
 after = [f for f in fails if f["start_ms"] >= t_after]
 if after:
     bad.append("%d failures after the respawn; first: %r" % (len(after), after[0]))
