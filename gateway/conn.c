@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "conf/conf.h"
@@ -42,38 +41,100 @@
 #define LINGER_MS       2000
 #define DRAIN_GRACE_MS  3000    /* first request of a conn accepted pre-drain */
 
-static void read_cb(struct bufferevent *bev, void *arg);
-static void write_cb(struct bufferevent *bev, void *arg);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
-static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+static void write_done(struct cr_conn *c);
+static void timer_fire(struct cr_timer *t);
 static int  body_cb(void *arg, const char *at, size_t len);
 
-static void
-arm_timer(struct cr_conn *c, enum cr_conn_timer kind, uint64_t ms)
+static struct cr_conn *
+timer_conn(struct cr_timer *t)
 {
-    struct timeval tv;
+    return (struct cr_conn *)(void *)((char *)t - offsetof(struct cr_conn, timer));
+}
 
+void
+cr_conn_worker_init(struct cr_worker *w)
+{
+    const struct cr_conf_limits *lim = &w->conf->limits;
+    struct cr_tlist *t = w->conn_timers;
+
+    cr_tlist_init(&t[CR_CONN_T_IDLE], w->base, lim->idle_timeout_ms, timer_fire);
+    cr_tlist_init(&t[CR_CONN_T_HEAD], w->base, lim->header_timeout_ms, timer_fire);
+    cr_tlist_init(&t[CR_CONN_T_LINGER], w->base, LINGER_MS, timer_fire);
+    cr_tlist_init(&t[CR_CONN_T_GRACE], w->base, DRAIN_GRACE_MS, timer_fire);
+}
+
+void
+cr_conn_worker_fini(struct cr_worker *w)
+{
+    int i;
+
+    for (i = CR_CONN_T_IDLE; i < CR_CONN_T_COUNT; i++) {
+        cr_tlist_fini(&w->conn_timers[i]);
+    }
+}
+
+static void
+arm_timer(struct cr_conn *c, enum cr_conn_timer kind)
+{
     c->timer_kind = kind;
-    if (kind == CR_CONN_T_NONE || ms == 0) {
-        evtimer_del(c->timer);
+    if (kind == CR_CONN_T_NONE || c->w->conn_timers[kind].dur_ms == 0) {
+        cr_timer_stop(&c->timer);
         c->timer_kind = CR_CONN_T_NONE;
         return;
     }
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    evtimer_add(c->timer, &tv);
+    cr_timer_start(&c->timer, &c->w->conn_timers[kind]);
+}
+
+/* The state of a new request; the first one on <c> or after an idle time. */
+static struct cr_req *
+req_new(struct cr_conn *c)
+{
+    const struct cr_conf_limits *lim = &c->w->conf->limits;
+    struct cr_req *rq = calloc(1, sizeof(*rq));
+
+    if (rq == NULL) {
+        return NULL;
+    }
+    rq->limits.max_head_bytes = lim->max_header_bytes;
+    rq->limits.max_headers = lim->max_headers;
+    rq->limits.max_uri_bytes = lim->max_uri_bytes;
+    rq->limits.max_body_bytes = lim->max_body_bytes;
+    rq->route_row = -1;
+    cr_http_parser_init(&rq->p, 1, &rq->limits, NULL, body_cb, c);
+    if (c->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.sin.sin_addr, rq->peer, sizeof(rq->peer));
+    } else if (c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, rq->peer, sizeof(rq->peer));
+    } else {
+        strcpy(rq->peer, "unknown");
+    }
+    return rq;
+}
+
+static void
+req_free(struct cr_conn *c)
+{
+    if (c->rq != NULL) {
+        cr_http_parser_free(&c->rq->p);
+        free(c->rq->npath);
+        free(c->rq);
+        c->rq = NULL;
+    }
+}
+
+const char *
+cr_conn_peer(const struct cr_conn *c)
+{
+    return c->rq != NULL ? c->rq->peer : "-";
 }
 
 void
 cr_conn_accept(struct cr_worker *w, int fd, const struct sockaddr *sa,
                socklen_t salen)
 {
-    const struct cr_conf_limits *lim = &w->conf->limits;
     struct cr_conn *c;
-    struct timeval send_tv;
-    int one = 1;
 
-    (void)salen;
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         cr_log_warn("accept: out of memory, dropping connection");
@@ -82,61 +143,27 @@ cr_conn_accept(struct cr_worker *w, int fd, const struct sockaddr *sa,
     }
     c->w = w;
     c->id = ++w->next_conn_id;
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-                  c->peer, sizeof(c->peer));
-    } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-                  c->peer, sizeof(c->peer));
-    } else {
-        strcpy(c->peer, "unknown");
+    if (salen <= sizeof(c->peer)) {
+        memcpy(&c->peer, sa, salen);
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    if (c->bev == NULL || c->timer == NULL) {
-        cr_log_warn("conn %llu: out of memory setting up", (unsigned long long)c->id);
-        if (c->bev != NULL) {
-            bufferevent_free(c->bev);
-        } else {
-            close(fd);
-        }
-        if (c->timer != NULL) {
-            event_free(c->timer);
-        }
-        free(c);
-        return;
-    }
-
-    c->limits.max_head_bytes = lim->max_header_bytes;
-    c->limits.max_headers = lim->max_headers;
-    c->limits.max_uri_bytes = lim->max_uri_bytes;
-    c->limits.max_body_bytes = lim->max_body_bytes;
-    cr_http_parser_init(&c->req, 1, &c->limits, NULL, body_cb, c);
-
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, CR_PROXY_READ_MAX);
-    bufferevent_setwatermark(c->bev, EV_WRITE, CR_PROXY_LOW_WATER, 0);
-    send_tv.tv_sec = (time_t)(lim->send_timeout_ms / 1000);
-    send_tv.tv_usec = (suseconds_t)((lim->send_timeout_ms % 1000) * 1000);
-    bufferevent_set_timeouts(c->bev, NULL, &send_tv);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    cr_io_init(&c->io, &w->ioloop, fd, io_cb, c);
+    cr_io_set_timeouts(&c->io, 0, (uint32_t)w->conf->limits.send_timeout_ms);
+    c->io.read_max = CR_PROXY_READ_MAX;
+    cr_io_read(&c->io, 1);
 
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
-    c->route_row = -1;
     CR_STAT_INC(connections_accepted_total);
     CR_STAT_INC(connections_active);
     c->state = CR_CONN_S_IDLE;
-    arm_timer(c, CR_CONN_T_IDLE, lim->idle_timeout_ms);
-    cr_log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->peer);
+    arm_timer(c, CR_CONN_T_IDLE);
+    cr_log_debug("conn %llu: accepted", (unsigned long long)c->id);
 }
 
 void
 cr_conn_count_response(struct cr_conn *c, int status, int ours)
 {
-    c->resp_status = status;
+    c->rq->resp_status = status;
     cr_stats_response(status, ours);
 }
 
@@ -144,8 +171,8 @@ void
 cr_conn_count_out(struct cr_conn *c, size_t n)
 {
     CR_STAT_ADD(client_bytes_out_total, n);
-    if (c->route_row >= 0) {
-        cr_shm_add(&cr_stats_route(c->route_row)->counters[CR_SHM_R_bytes_out_total], n);
+    if (c->rq->route_row >= 0) {
+        cr_shm_add(&cr_stats_route(c->rq->route_row)->counters[CR_SHM_R_bytes_out_total], n);
     }
 }
 
@@ -157,25 +184,26 @@ cr_conn_count_out(struct cr_conn *c, size_t n)
 static void
 request_end(struct cr_conn *c)
 {
+    struct cr_req *rq = c->rq;
     uint64_t us;
 
     if (!(c->flags & CR_CONN_F_IN_REQ)) {
         return;
     }
     c->flags &= ~CR_CONN_F_IN_REQ;
-    us = cr_stats_now_us() - c->req_start_us;
+    us = cr_stats_now_us() - rq->start_us;
     CR_STAT_DEC(requests_active);
     cr_shm_hist_add(&cr_stats_slot->request_time, us);
-    if (c->resp_status == 0) {
+    if (rq->resp_status == 0) {
         CR_STAT_INC(errors_499_total);
     }
-    if (c->route_row >= 0) {
-        struct cr_shm_route_stats *rs = cr_stats_route(c->route_row);
+    if (rq->route_row >= 0) {
+        struct cr_shm_route_stats *rs = cr_stats_route(rq->route_row);
 
         cr_shm_sub(&rs->counters[CR_SHM_R_requests_active], 1);
-        if (c->resp_status != 0) {
+        if (rq->resp_status != 0) {
             cr_shm_add(&rs->counters[CR_SHM_R_responses_1xx_total
-                                     + cr_stats_class(c->resp_status)], 1);
+                                     + cr_stats_class(rq->resp_status)], 1);
         }
         cr_shm_hist_add(&rs->request_time, us);
     }
@@ -193,10 +221,9 @@ conn_free(struct cr_conn *c)
     CR_STAT_DEC(connections_active);
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
-    event_free(c->timer);
-    bufferevent_free(c->bev);
-    cr_http_parser_free(&c->req);
-    free(c->npath);
+    cr_timer_stop(&c->timer);
+    cr_io_close(&c->io);
+    req_free(c);
     free(c);
     cr_worker_conn_closed(w);
 }
@@ -218,7 +245,7 @@ cr_conn_close(struct cr_conn *c, const char *why)
 int
 cr_conn_output_full(const struct cr_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) > CR_PROXY_HIGH_WATER;
+    return cr_io_out_len(&c->io) > CR_PROXY_HIGH_WATER;
 }
 
 /*
@@ -233,10 +260,9 @@ close_after_flush(struct cr_conn *c, int linger)
     if (linger) {
         c->flags |= CR_CONN_F_LINGER;
     }
-    arm_timer(c, CR_CONN_T_NONE, 0);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        write_cb(c->bev, c);
+    arm_timer(c, CR_CONN_T_NONE);
+    if (cr_io_out_len(&c->io) == 0) {
+        write_done(c);
     }
 }
 
@@ -248,9 +274,14 @@ static void
 respond(struct cr_conn *c, int status, const char *extra, const char *body,
         size_t blen, int close, int default_type, int ours)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    int head_only = c->req.head_done && c->req.method == HTTP_HEAD;
-    size_t before = evbuffer_get_length(out);
+    struct evbuffer *out = cr_io_out(&c->io);
+    int head_only = c->rq->p.head_done && c->rq->p.method == HTTP_HEAD;
+    size_t before;
+
+    if (out == NULL) {
+        return;
+    }
+    before = evbuffer_get_length(out);
 
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
                         status, cr_http_reason(status), blen);
@@ -262,7 +293,7 @@ respond(struct cr_conn *c, int status, const char *extra, const char *body,
     }
     if (close) {
         evbuffer_add_printf(out, "Connection: close\r\n");
-    } else if (c->req.http_major == 1 && c->req.http_minor == 0) {
+    } else if (c->rq->p.http_major == 1 && c->rq->p.http_minor == 0) {
         evbuffer_add_printf(out, "Connection: keep-alive\r\n");
     }
     evbuffer_add(out, "\r\n", 2);
@@ -271,13 +302,14 @@ respond(struct cr_conn *c, int status, const char *extra, const char *body,
     }
     cr_conn_count_response(c, status, ours);
     cr_conn_count_out(c, evbuffer_get_length(out) - before);
+    cr_io_flush_soon(&c->io);
 }
 
 /* Does the client still have request body bytes we have not read? */
 static int
 body_pending(const struct cr_conn *c)
 {
-    const struct cr_http_parser *hp = &c->req;
+    const struct cr_http_parser *hp = &c->rq->p;
 
     if (hp->msg_done) {
         return 0;
@@ -298,7 +330,7 @@ cr_conn_error(struct cr_conn *c, int status, const char *why)
         cr_conn_close(c, why);
         return;
     }
-    cr_log_info("conn %llu %s: %d: %s", (unsigned long long)c->id, c->peer,
+    cr_log_info("conn %llu %s: %d: %s", (unsigned long long)c->id, cr_conn_peer(c),
                 status, why);
     /*
      * Errors found while routing or proxying leave a well-framed request
@@ -306,8 +338,8 @@ cr_conn_error(struct cr_conn *c, int status, const char *why)
      * of the request itself do not, so we close.
      */
     keep = (status == 404 || status == 502 || status == 503 || status == 504)
-           && c->req.head_done && !body_pending(c)
-           && cr_http_should_keep_alive(&c->req)
+           && c->rq->p.head_done && !body_pending(c)
+           && cr_http_should_keep_alive(&c->rq->p)
            && !(c->flags & CR_CONN_F_CLOSE) && !c->w->draining;
     snprintf(body, sizeof(body), "%d %s\n", status, cr_http_reason(status));
     respond(c, status, NULL, body, strlen(body), !keep, 1, 1);
@@ -315,13 +347,13 @@ cr_conn_error(struct cr_conn *c, int status, const char *why)
         close_after_flush(c, 1);
         return;
     }
-    if (c->state == CR_CONN_S_REQ_DONE || c->req.msg_done) {
+    if (c->state == CR_CONN_S_REQ_DONE || c->rq->p.msg_done) {
         cr_conn_response_done(c, 0);
         return;
     }
     /* the message is complete but the parser has not said so yet */
     c->state = CR_CONN_S_BODY;
-    cr_http_parser_resume(&c->req);
+    cr_http_parser_resume(&c->rq->p);
     cr_conn_pump(c);
 }
 
@@ -334,7 +366,7 @@ respond_local(struct cr_conn *c, const struct cr_conf_route *r)
     int close;
     size_t i;
 
-    close = !cr_http_should_keep_alive(&c->req) || body_pending(c)
+    close = !cr_http_should_keep_alive(&c->rq->p) || body_pending(c)
             || (c->flags & CR_CONN_F_CLOSE) || c->w->draining;
     if (r->action == CR_ROUTE_REDIRECT) {
         cr_buf_addf(&extra, "Location: %s\r\n", r->location);
@@ -363,7 +395,7 @@ respond_local(struct cr_conn *c, const struct cr_conf_route *r)
     /* a bodyless request: let the parser reach its end, then go on */
     c->state = CR_CONN_S_BODY;
     c->flags |= CR_CONN_F_PUMP_AGAIN;
-    cr_http_parser_resume(&c->req);
+    cr_http_parser_resume(&c->rq->p);
 }
 
 /*
@@ -378,14 +410,15 @@ respond_local(struct cr_conn *c, const struct cr_conf_route *r)
 static int
 parse_target(struct cr_conn *c)
 {
-    const struct cr_http_parser *hp = &c->req;
+    struct cr_req *rq = c->rq;
+    const struct cr_http_parser *hp = &rq->p;
     const char *t = cr_http_str(hp, hp->target);
     size_t tlen = hp->target.len, i, skip = 0;
     const struct cr_http_field *f;
 
-    c->host = NULL;
-    c->hostlen = 0;
-    c->host_from_target = 0;
+    rq->host = NULL;
+    rq->hostlen = 0;
+    rq->host_from_target = 0;
     /*
      * Only characters a URI may hold (RFC 3986): no controls, spaces,
      * non-ASCII bytes, fragments ("#" is never sent) or backslashes, which
@@ -415,16 +448,16 @@ parse_target(struct cr_conn *c)
         if (alen == 0 || !cr_http_valid_authority(a, alen)) {
             return CR_ERR;          /* empty, userinfo ("user@"), junk */
         }
-        c->host = a;
-        c->hostlen = alen;
-        c->host_from_target = 1;
+        rq->host = a;
+        rq->hostlen = alen;
+        rq->host_from_target = 1;
         t = a + alen;
         tlen -= skip + alen;
     } else if (tlen == 1 && t[0] == '*' && hp->method == HTTP_OPTIONS) {
-        c->path = t;
-        c->pathlen = 1;
-        c->query = t + 1;
-        c->querylen = 0;
+        rq->path = t;
+        rq->pathlen = 1;
+        rq->query = t + 1;
+        rq->querylen = 0;
         goto host;
     } else if (tlen == 0 || t[0] != '/') {
         return CR_ERR;
@@ -432,41 +465,41 @@ parse_target(struct cr_conn *c)
     for (i = 0; i < tlen && t[i] != '?'; i++) {
         continue;
     }
-    c->query = t + i;
-    c->querylen = tlen - i;
+    rq->query = t + i;
+    rq->querylen = tlen - i;
     if (i == 0) {
-        c->path = "/";      /* "http://host" or "http://host?q" */
-        c->pathlen = 1;
+        rq->path = "/";      /* "http://host" or "http://host?q" */
+        rq->pathlen = 1;
     } else {
         /*
          * Route on, and forward, the normalised path, so that a rule for
          * /admin sees /%61dmin and /x/../admin as what they are, and the
          * backend sees the path that was routed.
          */
-        if (c->npath_cap < i + 1) {
-            char *n = realloc(c->npath, i + 1);
+        if (rq->npath_cap < i + 1) {
+            char *n = realloc(rq->npath, i + 1);
 
             if (n == NULL) {
                 return CR_ERR;
             }
-            c->npath = n;
-            c->npath_cap = i + 1;
+            rq->npath = n;
+            rq->npath_cap = i + 1;
         }
-        c->pathlen = cr_http_normalize_path(t, i, c->npath, c->w->conf->merge_slashes);
-        if (c->pathlen == (size_t)-1) {
+        rq->pathlen = cr_http_normalize_path(t, i, rq->npath, c->w->conf->merge_slashes);
+        if (rq->pathlen == (size_t)-1) {
             return CR_ERR;
         }
-        c->path = c->npath;
+        rq->path = rq->npath;
     }
 
 host:
-    if (c->host == NULL && (f = cr_http_find(hp, "host")) != NULL) {
-        c->host = cr_http_str(hp, f->value);
-        c->hostlen = f->value.len;
-        while (c->hostlen > 0 && (c->host[c->hostlen - 1] == ' '
-                                  || c->host[c->hostlen - 1] == '\t'))
+    if (rq->host == NULL && (f = cr_http_find(hp, "host")) != NULL) {
+        rq->host = cr_http_str(hp, f->value);
+        rq->hostlen = f->value.len;
+        while (rq->hostlen > 0 && (rq->host[rq->hostlen - 1] == ' '
+                                  || rq->host[rq->hostlen - 1] == '\t'))
         {
-            c->hostlen--;
+            rq->hostlen--;
         }
     }
     return CR_OK;
@@ -479,12 +512,14 @@ on_head(struct cr_conn *c)
     const struct cr_conf_route *r;
     const char *mname;
 
-    arm_timer(c, CR_CONN_T_NONE, 0);
+    struct cr_req *rq = c->rq;
+
+    arm_timer(c, CR_CONN_T_NONE);
     c->nreqs++;
     c->flags |= CR_CONN_F_IN_REQ;
-    c->req_start_us = cr_stats_now_us();
-    c->resp_status = 0;
-    c->route_row = -1;
+    rq->start_us = cr_stats_now_us();
+    rq->resp_status = 0;
+    rq->route_row = -1;
     CR_STAT_INC(requests_total);
     CR_STAT_INC(requests_active);
     if (c->w->draining) {
@@ -494,23 +529,23 @@ on_head(struct cr_conn *c)
         cr_conn_error(c, 400, "unsupported request target");
         return;
     }
-    mname = llhttp_method_name((llhttp_method_t)c->req.method);
-    r = cr_router_match(c->w->conf, c->host, c->hostlen, c->path, c->pathlen,
+    mname = llhttp_method_name((llhttp_method_t)c->rq->p.method);
+    r = cr_router_match(c->w->conf, rq->host, rq->hostlen, rq->path, rq->pathlen,
                         cr_conf_method_bit(mname, strlen(mname)));
     if (r == NULL) {
         cr_conn_error(c, 404, "no route");
         return;
     }
-    c->route_row = r->stats_row;
-    if (c->route_row >= 0) {
-        struct cr_shm_route_stats *rs = cr_stats_route(c->route_row);
+    rq->route_row = r->stats_row;
+    if (rq->route_row >= 0) {
+        struct cr_shm_route_stats *rs = cr_stats_route(rq->route_row);
 
         cr_shm_add(&rs->counters[CR_SHM_R_requests_total], 1);
         cr_shm_add(&rs->counters[CR_SHM_R_requests_active], 1);
-        cr_shm_add(&rs->counters[CR_SHM_R_bytes_in_total], c->req.head_bytes);
+        cr_shm_add(&rs->counters[CR_SHM_R_bytes_in_total], c->rq->p.head_bytes);
     }
     cr_log_debug("conn %llu: %s %.*s -> route %s", (unsigned long long)c->id,
-                 mname, (int)c->req.target.len, cr_http_str(&c->req, c->req.target),
+                 mname, (int)c->rq->p.target.len, cr_http_str(&c->rq->p, c->rq->p.target),
                  r->name);
     if (r->action != CR_ROUTE_UPSTREAM) {
         respond_local(c, r);
@@ -523,14 +558,7 @@ on_head(struct cr_conn *c)
 static void
 set_read_timeout(struct cr_conn *c, uint64_t ms)
 {
-    const struct cr_conf_limits *lim = &c->w->conf->limits;
-    struct timeval r, w;
-
-    r.tv_sec = (time_t)(ms / 1000);
-    r.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    w.tv_sec = (time_t)(lim->send_timeout_ms / 1000);
-    w.tv_usec = (suseconds_t)((lim->send_timeout_ms % 1000) * 1000);
-    bufferevent_set_timeouts(c->bev, ms ? &r : NULL, &w);
+    cr_io_set_timeouts(&c->io, (uint32_t)ms, (uint32_t)c->w->conf->limits.send_timeout_ms);
 }
 
 void
@@ -538,14 +566,14 @@ cr_conn_body_start(struct cr_conn *c)
 {
     if (c->state == CR_CONN_S_UPSTREAM) {
         c->state = CR_CONN_S_BODY;
-        cr_http_parser_resume(&c->req);
+        cr_http_parser_resume(&c->rq->p);
         /*
          * A client that stops sending its body must not hold this conn
          * and an upstream conn forever. libevent suspends the read timeout
          * while reading is disabled for backpressure, so a slow upstream
          * does not trigger it.
          */
-        if (!c->req.msg_done) {
+        if (!c->rq->p.msg_done) {
             set_read_timeout(c, c->w->conf->limits.body_timeout_ms);
         }
     }
@@ -579,24 +607,23 @@ body_cb(void *arg, const char *at, size_t len)
 
 /* One step of the pump: feed one chunk (possibly empty) to the parser. */
 static int
-pump_step(struct cr_conn *c, struct evbuffer *in)
+pump_step(struct cr_conn *c)
 {
+    struct evbuffer *in = c->io.in;
     struct evbuffer_iovec vec;
     enum cr_http_event ev;
     size_t n;
-    int have;
 
-    have = evbuffer_peek(in, -1, NULL, &vec, 1);
-    if (have < 1) {
+    if (in == NULL || evbuffer_peek(in, -1, NULL, &vec, 1) < 1) {
         vec.iov_base = NULL;
         vec.iov_len = 0;
     }
-    n = cr_http_parser_execute(&c->req, vec.iov_base ? vec.iov_base : "", vec.iov_len, &ev);
+    n = cr_http_parser_execute(&c->rq->p, vec.iov_base ? vec.iov_base : "", vec.iov_len, &ev);
     if (n != 0) {
         evbuffer_drain(in, n);
         CR_STAT_ADD(client_bytes_in_total, n);
-        if (c->route_row >= 0 && c->state == CR_CONN_S_BODY) {
-            cr_shm_add(&cr_stats_route(c->route_row)->counters[CR_SHM_R_bytes_in_total], n);
+        if (c->rq->route_row >= 0 && c->state == CR_CONN_S_BODY) {
+            cr_shm_add(&cr_stats_route(c->rq->route_row)->counters[CR_SHM_R_bytes_in_total], n);
         }
     }
     switch (ev) {
@@ -614,13 +641,13 @@ pump_step(struct cr_conn *c, struct evbuffer *in)
         if (c->proxy != NULL) {
             int started = cr_proxy_resp_started(c->proxy);
 
-            cr_proxy_abort(c->proxy, c->req.err_reason);
+            cr_proxy_abort(c->proxy, c->rq->p.err_reason);
             if (started) {
                 cr_conn_close(c, "bad request body after response began");
                 return 0;
             }
         }
-        cr_conn_error(c, c->req.err_status, c->req.err_reason ? c->req.err_reason : "bad request");
+        cr_conn_error(c, c->rq->p.err_status, c->rq->p.err_reason ? c->rq->p.err_reason : "bad request");
         return 0;
     }
 }
@@ -628,8 +655,6 @@ pump_step(struct cr_conn *c, struct evbuffer *in)
 void
 cr_conn_pump(struct cr_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-
     if (c->flags & CR_CONN_F_IN_PUMP) {
         c->flags |= CR_CONN_F_PUMP_AGAIN;
         return;
@@ -641,13 +666,16 @@ cr_conn_pump(struct cr_conn *c)
             break;
         }
         if (c->state == CR_CONN_S_CLOSING) {
-            if (c->flags & CR_CONN_F_LINGER) {
-                evbuffer_drain(in, evbuffer_get_length(in));
+            if ((c->flags & CR_CONN_F_LINGER) && c->io.in != NULL) {
+                evbuffer_drain(c->io.in, evbuffer_get_length(c->io.in));
             }
             break;
         }
         if (c->state == CR_CONN_S_IDLE) {
-            if (evbuffer_get_length(in) == 0) {
+            if (cr_io_in_len(&c->io) == 0) {
+                /* idle: keep only struct cr_conn (io.h, "lazily made") */
+                req_free(c);
+                cr_io_trim(&c->io);
                 break;
             }
             if (cr_conn_output_full(c)) {
@@ -659,8 +687,13 @@ cr_conn_pump(struct cr_conn *c)
                 c->flags |= CR_CONN_F_OUT_PAUSED;
                 break;
             }
+            if (c->rq == NULL && (c->rq = req_new(c)) == NULL) {
+                c->flags |= CR_CONN_F_DEAD;
+                cr_log_warn("conn %llu: out of memory", (unsigned long long)c->id);
+                break;
+            }
             c->state = CR_CONN_S_HEAD;
-            arm_timer(c, CR_CONN_T_HEAD, c->w->conf->limits.header_timeout_ms);
+            arm_timer(c, CR_CONN_T_HEAD);
         }
         if (c->state != CR_CONN_S_HEAD && c->state != CR_CONN_S_BODY) {
             break;
@@ -668,12 +701,11 @@ cr_conn_pump(struct cr_conn *c)
         if (c->state == CR_CONN_S_BODY && c->proxy != NULL
             && cr_proxy_req_full(c->proxy))
         {
-            /* backpressure: the upstream's write callback resumes us */
+            /* backpressure: the upstream's drain resumes us */
             c->flags |= CR_CONN_F_READ_PAUSED;
-            bufferevent_disable(c->bev, EV_READ);
             break;
         }
-        if (!pump_step(c, in) && !(c->flags & CR_CONN_F_PUMP_AGAIN)) {
+        if (!pump_step(c) && !(c->flags & CR_CONN_F_PUMP_AGAIN)) {
             break;
         }
     }
@@ -685,19 +717,20 @@ cr_conn_pump(struct cr_conn *c)
     if ((c->flags & CR_CONN_F_READ_PAUSED) && c->state != CR_CONN_S_BODY) {
         c->flags &= ~CR_CONN_F_READ_PAUSED;
     }
+    cr_io_consumed(&c->io);
     if (c->flags & CR_CONN_F_PEER_EOF) {
         /*
          * The client has sent all it ever will. What is buffered still
          * counts (a request then a half-close wants its answer); once it
          * is used up, a request left incomplete can never finish.
          */
-        if (evbuffer_get_length(in) == 0 && !(c->flags & CR_CONN_F_OUT_PAUSED)) {
+        if (cr_io_in_len(&c->io) == 0 && !(c->flags & CR_CONN_F_OUT_PAUSED)) {
             if (c->state == CR_CONN_S_IDLE) {
                 close_after_flush(c, 0);
                 return;
             }
             if (c->state == CR_CONN_S_HEAD
-                || (c->state == CR_CONN_S_BODY && !c->req.msg_done))
+                || (c->state == CR_CONN_S_BODY && !c->rq->p.msg_done))
             {
                 cr_conn_close(c, "client closed mid-request");
                 return;
@@ -705,11 +738,7 @@ cr_conn_pump(struct cr_conn *c)
         }
         return;
     }
-    if (!(c->flags & (CR_CONN_F_READ_PAUSED | CR_CONN_F_OUT_PAUSED))) {
-        bufferevent_enable(c->bev, EV_READ);
-    } else {
-        bufferevent_disable(c->bev, EV_READ);
-    }
+    cr_io_read(&c->io, !(c->flags & (CR_CONN_F_READ_PAUSED | CR_CONN_F_OUT_PAUSED)));
 }
 
 void
@@ -717,33 +746,36 @@ cr_conn_response_done(struct cr_conn *c, int close)
 {
     request_end(c);
     if (close || (c->flags & CR_CONN_F_CLOSE) || c->w->draining
-        || !cr_http_should_keep_alive(&c->req)
+        || !cr_http_should_keep_alive(&c->rq->p)
         || c->state != CR_CONN_S_REQ_DONE)
     {
         /* a request still being read when its answer ended: cut it short */
         close_after_flush(c, c->state != CR_CONN_S_REQ_DONE);
         return;
     }
-    cr_http_parser_next(&c->req);
+    if (!(c->flags & CR_CONN_F_NODELAY)) {
+        /*
+         * Kept alive: from now on small answers must not wait for the
+         * ACK of the previous one (Nagle). Set here rather than at accept,
+         * as nginx does, which saves a syscall per one-shot connection.
+         */
+        int one = 1;
+
+        setsockopt(cr_io_fd(&c->io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->flags |= CR_CONN_F_NODELAY;
+    }
+    cr_http_parser_next(&c->rq->p);
     c->state = CR_CONN_S_IDLE;
-    arm_timer(c, CR_CONN_T_IDLE, c->w->conf->limits.idle_timeout_ms);
+    arm_timer(c, CR_CONN_T_IDLE);
     cr_conn_pump(c);
 }
 
+/* Output went down to the low watermark (or was empty to begin with). */
 static void
-read_cb(struct bufferevent *bev, void *arg)
+write_done(struct cr_conn *c)
 {
-    (void)bev;
-    cr_conn_pump(arg);
-}
-
-static void
-write_cb(struct bufferevent *bev, void *arg)
-{
-    struct cr_conn *c = arg;
-
     if (c->state == CR_CONN_S_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+        if (cr_io_out_len(&c->io) != 0) {
             return;
         }
         if (!(c->flags & CR_CONN_F_LINGER) || (c->flags & CR_CONN_F_PEER_EOF)) {
@@ -752,9 +784,10 @@ write_cb(struct bufferevent *bev, void *arg)
         }
         /* lingering close: FIN now, drop whatever still comes, then close */
         if (c->timer_kind != CR_CONN_T_LINGER) {
-            shutdown(bufferevent_getfd(bev), SHUT_WR);
-            arm_timer(c, CR_CONN_T_LINGER, LINGER_MS);
-            bufferevent_enable(bev, EV_READ);
+            shutdown(cr_io_fd(&c->io), SHUT_WR);
+            arm_timer(c, CR_CONN_T_LINGER);
+            cr_io_set_timeouts(&c->io, 0, 0);
+            cr_io_read(&c->io, 1);
         }
         return;
     }
@@ -768,13 +801,30 @@ write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
+/* The client has sent all it will (EOF). */
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+peer_eof(struct cr_conn *c)
+{
+    c->flags |= CR_CONN_F_PEER_EOF;
+    if (c->state == CR_CONN_S_CLOSING) {
+        if ((c->flags & CR_CONN_F_LINGER) && c->timer_kind == CR_CONN_T_LINGER) {
+            cr_conn_close(c, "lingering close done");
+        }
+        return;
+    }
+    /* what is buffered still gets its answer; the pump decides */
+    cr_conn_pump(c);
+}
+
+static void
+io_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct cr_conn *c = arg;
+    unsigned r;
 
-    (void)bev;
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
+    (void)fd;
+    r = cr_io_handle(&c->io, what);
+    if (r & CR_IO_R_RTIMEOUT) {
         /* body_timeout: the client stopped sending its request body */
         set_read_timeout(c, 0);
         if (c->proxy != NULL) {
@@ -789,38 +839,38 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         cr_conn_error(c, 408, "request body timeout");
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (r & CR_IO_R_WTIMEOUT) {
         cr_conn_close(c, "send timeout");
         return;
     }
-    if (what & BEV_EVENT_ERROR) {
+    if (r & CR_IO_R_ERROR) {
         cr_conn_close(c, "socket error");
         return;
     }
-    if (what & BEV_EVENT_EOF) {
-        c->flags |= CR_CONN_F_PEER_EOF;
-        if (c->state == CR_CONN_S_CLOSING) {
-            if ((c->flags & CR_CONN_F_LINGER) && c->timer_kind == CR_CONN_T_LINGER) {
-                cr_conn_close(c, "lingering close done");
-            }
-            return;
-        }
-        /* what is buffered still gets its answer; the pump decides */
+    if (r & CR_IO_R_DRAINED) {
+        /* writes and reads never come in one call: nothing else to do */
+        write_done(c);
+        return;
+    }
+    if (r & CR_IO_R_DATA) {
         cr_conn_pump(c);
+        return;
+    }
+    if (r & CR_IO_R_EOF) {
+        peer_eof(c);
     }
 }
 
 static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
+timer_fire(struct cr_timer *t)
 {
-    struct cr_conn *c = arg;
+    struct cr_conn *c = timer_conn(t);
     enum cr_conn_timer kind = c->timer_kind;
 
-    (void)fd;
-    (void)what;
     c->timer_kind = CR_CONN_T_NONE;
     switch (kind) {
     case CR_CONN_T_IDLE:
+    case CR_CONN_T_GRACE:
         cr_conn_close(c, "idle timeout");
         break;
     case CR_CONN_T_HEAD:
@@ -842,7 +892,7 @@ cr_conn_drain_all(struct cr_worker *w)
         next = TAILQ_NEXT(c, link);
         c->flags |= CR_CONN_F_CLOSE;
         if (c->state != CR_CONN_S_IDLE
-            || evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
+            || cr_io_in_len(&c->io) != 0)
         {
             continue;       /* closes after its response */
         }
@@ -852,7 +902,7 @@ cr_conn_drain_all(struct cr_worker *w)
              * now would fail a client that did nothing wrong. It gets a
              * moment to send it, and its answer says Connection: close.
              */
-            arm_timer(c, CR_CONN_T_IDLE, DRAIN_GRACE_MS);
+            arm_timer(c, CR_CONN_T_GRACE);
             continue;
         }
         cr_conn_close(c, "draining idle keep-alive connection");

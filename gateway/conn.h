@@ -1,7 +1,7 @@
 /*
  * conn.h - client (downstream) connections.
  *
- * Owns struct cr_conn, its bufferevent, its request parser and timers. The
+ * Owns struct cr_conn, its socket, its request state and timers. The
  * listener hands an accepted fd to cr_conn_accept(); only the conn module
  * frees a conn. The upstream side of a request lives in proxy.c.
  */
@@ -14,9 +14,9 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "io.h"
+#include "timer.h"
 
-struct bufferevent;
-struct event;
 struct cr_worker;
 struct cr_proxy;
 
@@ -38,6 +38,7 @@ enum cr_conn_state {
 #define CR_CONN_F_PUMP_AGAIN    0x0020u /* pump requested while in pump */
 #define CR_CONN_F_PEER_EOF      0x0040u /* client half-closed */
 #define CR_CONN_F_IN_REQ        0x0100u /* a request head was counted */
+#define CR_CONN_F_NODELAY       0x0200u /* TCP_NODELAY is set */
 #define CR_CONN_F_OUT_PAUSED    0x0080u /* our output is full: not reading
                                          * the next request yet */
 
@@ -45,25 +46,21 @@ enum cr_conn_timer {
     CR_CONN_T_NONE = 0,
     CR_CONN_T_IDLE,         /* idle_timeout: close quietly */
     CR_CONN_T_HEAD,         /* header_timeout: 408 */
-    CR_CONN_T_LINGER        /* lingering close gave up */
+    CR_CONN_T_LINGER,       /* lingering close gave up */
+    CR_CONN_T_GRACE,        /* drain: a first request that never came */
+    CR_CONN_T_COUNT
 };
 
-struct cr_conn {
-    TAILQ_ENTRY(cr_conn)     link;      /* in w->conns */
-    struct cr_worker        *w;
-    struct bufferevent      *bev;
-    struct event            *timer;
-    enum cr_conn_timer       timer_kind;
-    uint64_t                 id;
-    enum cr_conn_state       state;
-    unsigned                 flags;     /* CR_CONN_F_* */
-    char                     peer[INET6_ADDRSTRLEN];
+/*
+ * The state of the request being read or answered. Made when its first
+ * byte arrives and freed when the connection goes idle with nothing
+ * buffered, so that an idle keep-alive connection is only struct cr_conn.
+ */
+struct cr_req {
+    struct cr_http_parser    p;         /* the client's request */
     struct cr_http_limits    limits;
-    struct cr_http_parser    req;       /* the client's requests */
-    struct cr_proxy         *proxy;     /* upstream exchange in progress */
-    unsigned                 nreqs;     /* requests seen on this conn */
 
-    /* the current request as routed (spans into req's arena) */
+    /* as routed (spans into p's arena) */
     const char              *host;      /* NULL if none */
     size_t                   hostlen;
     int                      host_from_target;  /* absolute-form authority */
@@ -73,12 +70,39 @@ struct cr_conn {
     size_t                   npath_cap;
     const char              *query;     /* "?..." or "" */
     size_t                   querylen;
+    char                     peer[INET6_ADDRSTRLEN];    /* client address */
 
-    /* accounting of the current request (stats.c) */
-    uint64_t                 req_start_us;
+    /* accounting (stats.c) */
+    uint64_t                 start_us;
     int                      resp_status;   /* final status sent, 0 = none */
     int                      route_row;     /* shm route row, -1 = none */
 };
+
+struct cr_conn {
+    TAILQ_ENTRY(cr_conn)     link;      /* in w->conns */
+    struct cr_worker        *w;
+    struct cr_io             io;
+    struct cr_timer          timer;     /* on one of w's conn timer lists */
+    enum cr_conn_timer       timer_kind;
+    enum cr_conn_state       state;
+    unsigned                 flags;     /* CR_CONN_F_* */
+    unsigned                 nreqs;     /* requests seen on this conn */
+    uint64_t                 id;
+    struct cr_req           *rq;        /* NULL while idle */
+    struct cr_proxy         *proxy;     /* upstream exchange in progress */
+    union {
+        struct sockaddr      sa;
+        struct sockaddr_in   sin;
+        struct sockaddr_in6  sin6;
+    }                        peer;
+};
+
+/* Set up and tear down <w>'s connection timers (after w->base exists). */
+void cr_conn_worker_init(struct cr_worker *w);
+void cr_conn_worker_fini(struct cr_worker *w);
+
+/* The client's address as text ("-" between requests). */
+const char *cr_conn_peer(const struct cr_conn *c);
 
 /* A response head with <status> was queued to the client: count it. */
 void cr_conn_count_response(struct cr_conn *c, int status, int ours);

@@ -38,26 +38,31 @@ static int on_version_complete(llhttp_t *p);
 static int is_tchar(unsigned char ch);
 static int on_chunk_header(llhttp_t *p);
 
+/* The same callbacks for every parser: one table, not one per parser. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_version_complete = on_version_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
 void
 cr_http_parser_init(struct cr_http_parser *hp, int is_request,
                     const struct cr_http_limits *limits,
                     cr_http_head_cb *on_head, cr_http_body_cb *body_cb, void *arg)
 {
     memset(hp, 0, sizeof(*hp));
-    llhttp_settings_init(&hp->settings);
-    hp->settings.on_message_begin = on_message_begin;
-    hp->settings.on_url = on_url;
-    hp->settings.on_status = on_status;
-    hp->settings.on_header_field = on_header_field;
-    hp->settings.on_header_value = on_header_value;
-    hp->settings.on_header_field_complete = on_header_field_complete;
-    hp->settings.on_header_value_complete = on_header_value_complete;
-    hp->settings.on_headers_complete = on_headers_complete;
-    hp->settings.on_body = on_body;
-    hp->settings.on_message_complete = on_message_complete;
-    hp->settings.on_version_complete = on_version_complete;
-    hp->settings.on_chunk_header = on_chunk_header;
-    llhttp_init(&hp->p, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &hp->settings);
+    /* llhttp only reads the settings; its API is not const-correct */
+    llhttp_init(&hp->p, is_request ? HTTP_REQUEST : HTTP_RESPONSE,
+                (llhttp_settings_t *)(uintptr_t)&settings);
     hp->p.data = hp;
     hp->is_request = is_request;
     hp->limits = limits;

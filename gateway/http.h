@@ -73,7 +73,6 @@ typedef int cr_http_head_cb(void *arg);
 
 struct cr_http_parser {
     llhttp_t                 p;
-    llhttp_settings_t        settings;
     int                      is_request;
     const struct cr_http_limits *limits;
     cr_http_body_cb         *on_body;

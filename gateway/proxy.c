@@ -27,7 +27,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "conf/conf.h"
@@ -114,9 +113,7 @@ count_up_out(struct cr_proxy *p, size_t n)
     SRV_ADD(p, bytes_out_total, n);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_io(struct cr_upstream_conn *uc, unsigned r, void *arg);
 static int  resp_head_cb(void *arg);
 static int  resp_body_cb(void *arg, const char *at, size_t len);
 static void try_next(struct cr_proxy *p);
@@ -136,7 +133,7 @@ cr_proxy_worker_fini(struct cr_worker *w)
 static int
 is_client_1_0(const struct cr_proxy *p)
 {
-    return p->c->req.http_major == 1 && p->c->req.http_minor == 0;
+    return p->c->rq->p.http_major == 1 && p->c->rq->p.http_minor == 0;
 }
 
 /* Append a header value with trailing whitespace trimmed. */
@@ -158,8 +155,8 @@ add_value(struct cr_buf *b, const char *v, size_t len)
 static int
 build_request_head(struct cr_proxy *p)
 {
-    const struct cr_conn *c = p->c;
-    const struct cr_http_parser *hp = &c->req;
+    const struct cr_req *c = p->c->rq;
+    const struct cr_http_parser *hp = &c->p;
     const struct cr_conf_header_rules *rules = &p->route->request_headers;
     struct cr_buf *b = &p->head;
     const char *host = c->host_from_target ? c->host : NULL;
@@ -239,7 +236,7 @@ build_request_head(struct cr_proxy *p)
                 cr_buf_adds(b, ", ");
             }
         }
-        cr_buf_addf(b, "%s\r\n", p->c->peer);
+        cr_buf_addf(b, "%s\r\n", c->peer);
     }
     if (!cr_http_rules_drop(rules, "x-forwarded-proto", 17)) {
         cr_buf_adds(b, "X-Forwarded-Proto: http\r\n");
@@ -375,21 +372,14 @@ static void
 attach(struct cr_proxy *p, struct cr_upstream_conn *uc)
 {
     p->uc = uc;
-    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, p);
-    bufferevent_setwatermark(uc->bev, EV_READ, 0, CR_PROXY_READ_MAX);
-    bufferevent_setwatermark(uc->bev, EV_WRITE, CR_PROXY_LOW_WATER, 0);
+    uc->cb = up_io;
+    uc->arg = p;
 }
 
 static void
 set_timeouts(struct cr_proxy *p, uint64_t read_ms, uint64_t write_ms)
 {
-    struct timeval r, w;
-
-    r.tv_sec = (time_t)(read_ms / 1000);
-    r.tv_usec = (suseconds_t)((read_ms % 1000) * 1000);
-    w.tv_sec = (time_t)(write_ms / 1000);
-    w.tv_usec = (suseconds_t)((write_ms % 1000) * 1000);
-    bufferevent_set_timeouts(p->uc->bev, read_ms ? &r : NULL, write_ms ? &w : NULL);
+    cr_io_set_timeouts(&p->uc->io, (uint32_t)read_ms, (uint32_t)write_ms);
 }
 
 /*
@@ -409,8 +399,8 @@ send_head(struct cr_proxy *p)
     cr_http_parser_init(&p->resp, 0, &p->resp_limits, resp_head_cb, resp_body_cb, p);
     set_timeouts(p, (p->flags & P_REQ_DONE) ? cu->read_timeout_ms : 0,
                  cu->read_timeout_ms);
-    bufferevent_write(p->uc->bev, p->head.p, p->head.len);
-    bufferevent_enable(p->uc->bev, EV_READ | EV_WRITE);
+    cr_io_write(&p->uc->io, p->head.p, p->head.len);
+    cr_io_read(&p->uc->io, 1);
     count_up_out(p, p->head.len);
     p->sent_us = cr_stats_now_us();
 
@@ -461,7 +451,7 @@ try_next(struct cr_proxy *p)
             }
         }
         p->flags &= ~(P_REUSED | P_NO_REUSE);
-        uc = cr_upstream_connect(p->srv);
+        uc = cr_upstream_connect(p->srv, (uint32_t)cu->connect_timeout_ms);
         if (uc == NULL) {
             cr_log_warn("upstream %s/%s: connect: %s", cu->name,
                         p->srv->conf->addr.text, strerror(errno));
@@ -475,8 +465,6 @@ try_next(struct cr_proxy *p)
         SRV_ADD(p, connects_total, 1);
         attach(p, uc);
         p->flags |= P_CONNECTING;
-        set_timeouts(p, 0, cu->connect_timeout_ms);
-        bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
         return;
     }
 }
@@ -488,7 +476,7 @@ try_next(struct cr_proxy *p)
 static void
 upstream_failed(struct cr_proxy *p, int status, const char *why, int server_fault)
 {
-    const struct cr_http_parser *hp = &p->c->req;
+    const struct cr_http_parser *hp = &p->c->rq->p;
     int reused = (p->flags & P_REUSED) != 0;
     int bodyless = p->req_frame == FRAME_NONE;
     int safe;
@@ -530,14 +518,17 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
     try_next(p);
 }
 
-int
-cr_proxy_req_body(struct cr_proxy *p, const char *at, size_t len)
+/* Queue a piece of body on <io>, as a chunk if <chunked>. */
+static int
+add_body(struct cr_io *io, int chunked, const char *at, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(p->uc->bev);
+    struct evbuffer *out = cr_io_out(io);
 
-    p->flags |= P_BODY_SENT;
-    count_up_out(p, len);
-    if (p->req_frame == FRAME_CHUNKED) {
+    if (out == NULL) {
+        return -1;
+    }
+    cr_io_flush_soon(io);
+    if (chunked) {
         if (evbuffer_add_printf(out, "%zx\r\n", len) == -1
             || evbuffer_add(out, at, len) == -1 || evbuffer_add(out, "\r\n", 2) == -1)
         {
@@ -549,11 +540,17 @@ cr_proxy_req_body(struct cr_proxy *p, const char *at, size_t len)
 }
 
 int
+cr_proxy_req_body(struct cr_proxy *p, const char *at, size_t len)
+{
+    p->flags |= P_BODY_SENT;
+    count_up_out(p, len);
+    return add_body(&p->uc->io, p->req_frame == FRAME_CHUNKED, at, len);
+}
+
+int
 cr_proxy_req_full(const struct cr_proxy *p)
 {
-    return p->uc != NULL
-           && evbuffer_get_length(bufferevent_get_output(p->uc->bev))
-              > CR_PROXY_HIGH_WATER;
+    return p->uc != NULL && cr_io_out_len(&p->uc->io) > CR_PROXY_HIGH_WATER;
 }
 
 /* Both directions are complete: hand everything back. */
@@ -576,7 +573,7 @@ cr_proxy_req_done(struct cr_proxy *p)
 {
     p->flags |= P_REQ_DONE;
     if (p->req_frame == FRAME_CHUNKED) {
-        evbuffer_add(bufferevent_get_output(p->uc->bev), "0\r\n\r\n", 5);
+        cr_io_write(&p->uc->io, "0\r\n\r\n", 5);
     }
     if (p->flags & P_RESP_DONE) {
         finish(p);
@@ -596,9 +593,9 @@ resp_head_cb(void *arg)
     struct cr_proxy *p = arg;
     const struct cr_http_parser *hp = &p->resp;
     const struct cr_conf_header_rules *rules = &p->route->response_headers;
-    struct evbuffer *out = bufferevent_get_output(p->c->bev);
+    struct cr_io *out = &p->c->io;
     struct cr_buf b = { 0 };
-    int nobody, head_req = p->c->req.method == HTTP_HEAD;
+    int nobody, head_req = p->c->rq->p.method == HTTP_HEAD;
     size_t i;
 
     if (hp->status >= 100 && hp->status < 200) {
@@ -606,9 +603,10 @@ resp_head_cb(void *arg)
             return -1;      /* we never asked for an upgrade */
         }
         /* interim: relay to HTTP/1.1 clients (RFC 9110 §15.2), bare */
-        if (!is_client_1_0(p)) {
-            evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n\r\n", hp->status,
+        if (!is_client_1_0(p) && cr_io_out(out) != NULL) {
+            evbuffer_add_printf(cr_io_out(out), "HTTP/1.1 %d %s\r\n\r\n", hp->status,
                                 cr_http_reason(hp->status));
+            cr_io_flush_soon(out);
         }
         return 1;
     }
@@ -618,7 +616,7 @@ resp_head_cb(void *arg)
      * An answer that comes before the request body is all sent ends the
      * connection (we stop forwarding the body), so it says so.
      */
-    p->client_keep = cr_http_should_keep_alive(&p->c->req)
+    p->client_keep = cr_http_should_keep_alive(&p->c->rq->p)
                      && !(p->c->flags & CR_CONN_F_CLOSE) && !p->c->w->draining
                      && (p->flags & P_REQ_DONE);
 
@@ -690,7 +688,7 @@ resp_head_cb(void *arg)
         cr_buf_free(&b);
         return -1;
     }
-    evbuffer_add(out, b.p, b.len);
+    cr_io_write(out, b.p, b.len);
     cr_conn_count_response(p->c, hp->status, 0);
     cr_conn_count_out(p->c, b.len);
     SRV_ADD(p, responses_1xx_total + cr_stats_class(hp->status), 1);
@@ -703,18 +701,9 @@ static int
 resp_body_cb(void *arg, const char *at, size_t len)
 {
     struct cr_proxy *p = arg;
-    struct evbuffer *out = bufferevent_get_output(p->c->bev);
 
     cr_conn_count_out(p->c, len);
-    if (p->resp_frame == FRAME_CHUNKED) {
-        if (evbuffer_add_printf(out, "%zx\r\n", len) == -1
-            || evbuffer_add(out, at, len) == -1 || evbuffer_add(out, "\r\n", 2) == -1)
-        {
-            return -1;
-        }
-        return 0;
-    }
-    return evbuffer_add(out, at, len) == -1 ? -1 : 0;
+    return add_body(&p->c->io, p->resp_frame == FRAME_CHUNKED, at, len);
 }
 
 /* The response message is complete. May free <p>. */
@@ -722,10 +711,10 @@ static void
 resp_done(struct cr_proxy *p)
 {
     if (p->resp_frame == FRAME_CHUNKED) {
-        evbuffer_add(bufferevent_get_output(p->c->bev), "0\r\n\r\n", 5);
+        cr_io_write(&p->c->io, "0\r\n\r\n", 5);
     }
     p->flags |= P_RESP_DONE;
-    if (evbuffer_get_length(bufferevent_get_input(p->uc->bev)) != 0) {
+    if (cr_io_in_len(&p->uc->io) != 0) {
         p->flags |= P_UP_DIRTY;     /* bytes after the response: never reuse */
     }
     if (!(p->flags & P_REQ_DONE)) {
@@ -744,15 +733,15 @@ resp_done(struct cr_proxy *p)
 static void
 pump_response(struct cr_proxy *p)
 {
-    struct evbuffer *in = bufferevent_get_input(p->uc->bev);
+    struct cr_upstream_conn *uc = p->uc;
     struct evbuffer_iovec vec;
     enum cr_http_event ev;
     size_t n;
 
-    while (evbuffer_get_length(in) != 0) {
+    while (cr_io_in_len(&uc->io) != 0) {
         if (cr_conn_output_full(p->c)) {
             p->flags |= P_UP_PAUSED;
-            bufferevent_disable(p->uc->bev, EV_READ);
+            cr_io_read(&uc->io, 0);
             return;
         }
         if (!(p->flags & P_RESP_BYTES)) {
@@ -762,11 +751,11 @@ pump_response(struct cr_proxy *p)
             cr_shm_hist_add(&cr_stats_slot->upstream_ttfb, us);
             cr_shm_hist_add(&srv_stats(p)->ttfb, us);
         }
-        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1) {
+        if (evbuffer_peek(uc->io.in, -1, NULL, &vec, 1) < 1) {
             break;
         }
         n = cr_http_parser_execute(&p->resp, vec.iov_base, vec.iov_len, &ev);
-        evbuffer_drain(in, n);
+        evbuffer_drain(uc->io.in, n);
         CR_STAT_ADD(upstream_bytes_in_total, n);
         SRV_ADD(p, bytes_in_total, n);
         if (ev == CR_HTTP_EV_DONE) {
@@ -786,25 +775,17 @@ pump_response(struct cr_proxy *p)
             return;
         }
     }
+    cr_io_consumed(&uc->io);
 }
 
+/* The upstream took our output down to its low watermark. */
 static void
-up_read_cb(struct bufferevent *bev, void *arg)
+up_drained(struct cr_proxy *p)
 {
-    (void)bev;
-    pump_response(arg);
-}
-
-static void
-up_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct cr_proxy *p = arg;
     struct cr_conn *c = p->c;
 
-    (void)bev;
     if (c->flags & CR_CONN_F_READ_PAUSED) {
         c->flags &= ~CR_CONN_F_READ_PAUSED;
-        bufferevent_enable(c->bev, EV_READ);
         cr_conn_pump(c);
     }
 }
@@ -814,35 +795,47 @@ cr_proxy_client_drained(struct cr_proxy *p)
 {
     if (p->flags & P_UP_PAUSED) {
         p->flags &= ~P_UP_PAUSED;
-        bufferevent_enable(p->uc->bev, EV_READ);
+        cr_io_read(&p->uc->io, 1);
         pump_response(p);
     }
 }
 
+/* The upstream closed its side. */
 static void
-up_event_cb(struct bufferevent *bev, short what, void *arg)
+up_eof(struct cr_proxy *p)
 {
-    struct cr_proxy *p = arg;
-    enum cr_http_event ev;
-
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
-        send_head(p);
+    /* a response delimited by the close ends here (RFC 9112 §6.3 item 8) */
+    if (p->flags & P_RESP_BYTES) {
+        p->flags |= P_UP_DIRTY;
+        if (cr_http_parser_finish(&p->resp) == CR_HTTP_EV_DONE) {
+            resp_done(p);
+            return;
+        }
+        proxy_fail(p, 502, "upstream closed mid-response");
         return;
     }
+    upstream_failed(p, 502, "upstream closed before responding", 0);
+}
+
+static void
+up_io(struct cr_upstream_conn *uc, unsigned r, void *arg)
+{
+    struct cr_proxy *p = arg;
+
     if (p->flags & P_CONNECTING) {
-        if (what & BEV_EVENT_TIMEOUT) {
+        if (r & CR_IO_R_CONNECTED) {
+            send_head(p);
+        } else if (r & CR_IO_R_WTIMEOUT) {
             upstream_failed(p, 504, "connect timeout", 1);
-        } else {
+        } else if (r & CR_IO_R_ERROR) {
             char why[128];
 
-            snprintf(why, sizeof(why), "connect: %s",
-                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+            snprintf(why, sizeof(why), "connect: %s", strerror(uc->io.err));
             upstream_failed(p, 502, why, 1);
         }
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (r & (CR_IO_R_RTIMEOUT | CR_IO_R_WTIMEOUT)) {
         /*
          * A slow answer is the endpoint's, not proof the server is gone:
          * it does not count toward max_fails (connect failures do), and it
@@ -854,24 +847,23 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
                                                     : "read timeout");
         return;
     }
-    if (what & BEV_EVENT_EOF) {
-        /* a response delimited by the close ends here (RFC 9112 §6.3 item 8) */
+    if (r & CR_IO_R_ERROR) {
         if (p->flags & P_RESP_BYTES) {
-            p->flags |= P_UP_DIRTY;
-            ev = cr_http_parser_finish(&p->resp);
-            if (ev == CR_HTTP_EV_DONE) {
-                resp_done(p);
-                return;
-            }
-            proxy_fail(p, 502, "upstream closed mid-response");
+            proxy_fail(p, 502, "upstream connection error mid-response");
             return;
         }
-        upstream_failed(p, 502, "upstream closed before responding", 0);
+        upstream_failed(p, 502, "upstream connection error", 0);
         return;
     }
-    if (p->flags & P_RESP_BYTES) {
-        proxy_fail(p, 502, "upstream connection error mid-response");
+    if (r & CR_IO_R_DRAINED) {
+        up_drained(p);
         return;
     }
-    upstream_failed(p, 502, "upstream connection error", 0);
+    if (r & CR_IO_R_DATA) {
+        pump_response(p);
+        return;
+    }
+    if (r & CR_IO_R_EOF) {
+        up_eof(p);
+    }
 }

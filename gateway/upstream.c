@@ -25,11 +25,11 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "conf/conf.h"
 #include "log.h"
+#include "proxy.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -188,16 +188,41 @@ cr_upstream_idle_get(struct cr_upstream_server *srv)
             TAILQ_REMOVE(&pool->idle, uc, link);
             pool->nidle--;
             uc->idle = 0;
-            bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
-            bufferevent_set_timeouts(uc->bev, NULL, NULL);
+            cr_io_set_timeouts(&uc->io, 0, 0);
             return uc;
         }
     }
     return NULL;
 }
 
+/*
+ * Every event of an upstream socket. Anything from an idle server (bytes,
+ * EOF, error, timeout) ends the conn; a busy one reports to its user.
+ */
+static void
+uc_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cr_upstream_conn *uc = arg;
+    unsigned r = cr_io_handle(&uc->io, what);
+
+    (void)fd;
+    if (!uc->idle) {
+        if (r != 0) {
+            uc->cb(uc, r, uc->arg);
+        }
+        return;
+    }
+    if (r & (CR_IO_R_DATA | CR_IO_R_EOF | CR_IO_R_ERROR | CR_IO_R_RTIMEOUT
+             | CR_IO_R_WTIMEOUT))
+    {
+        cr_log_debug("upstream conn %llu %s: closed while idle",
+                     (unsigned long long)uc->id, uc->srv->conf->addr.text);
+        cr_upstream_close(uc);
+    }
+}
+
 struct cr_upstream_conn *
-cr_upstream_connect(struct cr_upstream_server *srv)
+cr_upstream_connect(struct cr_upstream_server *srv, uint32_t timeout_ms)
 {
     const struct cr_conf_addr *a = &srv->conf->addr;
     struct cr_worker *w = srv->pool->w;
@@ -217,20 +242,14 @@ cr_upstream_connect(struct cr_upstream_server *srv)
         errno = ENOMEM;
         return NULL;
     }
-    uc->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (uc->bev == NULL) {
-        close(fd);
-        free(uc);
-        errno = ENOMEM;
-        return NULL;
-    }
+    cr_io_init(&uc->io, &w->ioloop, fd, uc_io_cb, uc);
+    uc->io.read_max = CR_PROXY_READ_MAX;
+    cr_io_set_timeouts(&uc->io, 0, timeout_ms);
     uc->srv = srv;
     uc->id = ++w->next_conn_id;
-    if (bufferevent_socket_connect(uc->bev, (const struct sockaddr *)&a->ss,
-                                   (int)a->len) == -1)
-    {
+    if (cr_io_connect(&uc->io, (const struct sockaddr *)&a->ss, (socklen_t)a->len) == -1) {
         saved = errno;
-        bufferevent_free(uc->bev);
+        cr_io_close(&uc->io);
         free(uc);
         errno = saved ? saved : ECONNREFUSED;
         return NULL;
@@ -245,47 +264,26 @@ cr_upstream_close(struct cr_upstream_conn *uc)
         TAILQ_REMOVE(&uc->srv->pool->idle, uc, link);
         uc->srv->pool->nidle--;
     }
-    bufferevent_free(uc->bev);
+    cr_io_close(&uc->io);
     free(uc);
-}
-
-/* Anything from an idle server (bytes, EOF, error, timeout) ends the conn. */
-static void
-idle_read_cb(struct bufferevent *bev, void *arg)
-{
-    struct cr_upstream_conn *uc = arg;
-
-    (void)bev;
-    cr_log_debug("upstream conn %llu %s: unexpected bytes while idle",
-                 (unsigned long long)uc->id, uc->srv->conf->addr.text);
-    cr_upstream_close(uc);
-}
-
-static void
-idle_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    (void)what;
-    cr_upstream_close(arg);
 }
 
 void
 cr_upstream_release(struct cr_upstream_conn *uc, int reusable)
 {
     struct cr_upstream_pool *pool = uc->srv->pool;
-    struct timeval tv = { IDLE_TIMEOUT_S, 0 };
 
     if (!reusable || pool->w->draining || pool->nidle >= pool->conf->keepalive
-        || evbuffer_get_length(bufferevent_get_input(uc->bev)) != 0
-        || evbuffer_get_length(bufferevent_get_output(uc->bev)) != 0)
+        || cr_io_in_len(&uc->io) != 0 || cr_io_out_len(&uc->io) != 0)
     {
         cr_upstream_close(uc);
         return;
     }
-    bufferevent_setwatermark(uc->bev, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
-    bufferevent_set_timeouts(uc->bev, &tv, NULL);
-    bufferevent_enable(uc->bev, EV_READ);
+    uc->cb = NULL;
+    uc->arg = NULL;
+    cr_io_trim(&uc->io);
+    cr_io_set_timeouts(&uc->io, IDLE_TIMEOUT_S * 1000, 0);
+    cr_io_read(&uc->io, 1);
     uc->idle = 1;
     /* most recently used first: warm conns are reused, cold ones time out */
     TAILQ_INSERT_HEAD(&pool->idle, uc, link);

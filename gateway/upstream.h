@@ -14,7 +14,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct bufferevent;
+#include "io.h"
+
 struct cr_worker;
 struct cr_conf_server;
 struct cr_conf_upstream;
@@ -30,10 +31,17 @@ struct cr_upstream_server {
     uint64_t                 down_until;    /* monotonic ms; 0 = up */
 };
 
+struct cr_upstream_conn;
+
+/* What the socket of a busy upstream conn did: CR_IO_R_* bits (io.h). */
+typedef void cr_upstream_cb(struct cr_upstream_conn *uc, unsigned r, void *arg);
+
 struct cr_upstream_conn {
     TAILQ_ENTRY(cr_upstream_conn) link;     /* in pool->idle while idle */
-    struct bufferevent      *bev;
+    struct cr_io             io;
     struct cr_upstream_server *srv;
+    cr_upstream_cb          *cb;            /* the user's, while busy */
+    void                    *arg;
     uint64_t                 id;
     unsigned                 nreqs;         /* requests carried so far */
     int                      idle;
@@ -67,16 +75,17 @@ struct cr_upstream_server *cr_upstream_pick(struct cr_upstream_pool *pool,
 
 /*
  * An idle keep-alive connection to <srv>, or NULL. The caller owns it and
- * must set its callbacks.
+ * must set uc->cb and uc->arg.
  */
 struct cr_upstream_conn *cr_upstream_idle_get(struct cr_upstream_server *srv);
 
 /*
- * Start a new connection to <srv>. Returns it (connecting; completion or
- * failure arrives as an event on its bufferevent) or NULL on immediate
- * failure, with errno set.
+ * Start a new connection to <srv>, with <timeout_ms> to connect. Returns it
+ * (connecting: CR_IO_R_CONNECTED or a failure comes to uc->cb, which the
+ * caller must set) or NULL on immediate failure, with errno set.
  */
-struct cr_upstream_conn *cr_upstream_connect(struct cr_upstream_server *srv);
+struct cr_upstream_conn *cr_upstream_connect(struct cr_upstream_server *srv,
+                                             uint32_t timeout_ms);
 
 /* Back to the idle pool if <reusable> and there is room; else closed. */
 void cr_upstream_release(struct cr_upstream_conn *uc, int reusable);

@@ -177,6 +177,8 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
     if (cr_stats_heartbeat_start(w.base) == -1) {
         cr_log_warn("cannot start the stats heartbeat");
     }
+    cr_io_loop_init(&w.ioloop, w.base);
+    cr_conn_worker_init(&w);
 
     ev_term = evsignal_new(w.base, SIGTERM, sigterm_cb, &w);
     ev_quit = evsignal_new(w.base, SIGQUIT, sigquit_cb, &w);
@@ -259,6 +261,8 @@ fail:
         event_free(ev_quit);
     }
     if (w.base != NULL) {
+        cr_conn_worker_fini(&w);
+        cr_io_loop_fini(&w.ioloop);
         cr_stats_heartbeat_stop();
         if (w.grace_ev != NULL) {
             event_free(w.grace_ev);

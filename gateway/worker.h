@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "conn.h"
+#include "io.h"
+#include "timer.h"
+
 struct event_base;
 struct cr_conf;
 struct cr_listener;
@@ -39,6 +43,8 @@ struct cr_worker {
     const struct cr_steer   *steer;         /* this generation's steering */
     int                      listening;     /* listeners still open */
     struct event            *grace_ev;      /* drain: listeners close then */
+    struct cr_io_loop        ioloop;        /* output due this iteration */
+    struct cr_tlist          conn_timers[CR_CONN_T_COUNT];  /* conn.c */
 };
 
 /*

@@ -63,7 +63,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "conf/conf.h"
@@ -1109,8 +1108,8 @@ worker_digest(const struct cr_worker *w)
         MIX(c->flags);
         MIX(c->nreqs);
         MIX(c->proxy != NULL);
-        MIX(evbuffer_get_length(bufferevent_get_input(c->bev)));
-        MIX(evbuffer_get_length(bufferevent_get_output(c->bev)));
+        MIX(cr_io_in_len(&c->io));
+        MIX(cr_io_out_len(&c->io));
     }
     for (i = 0; i < w->conf->nupstreams; i++) {
         MIX(w->pools[i].nidle);
@@ -1250,6 +1249,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "fuzz_request: worker setup failed\n");
         abort();
     }
+    cr_io_loop_init(&w.ioloop, w.base);
+    cr_conn_worker_init(&w);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
         perror("fuzz_request: socketpair");
         abort();
@@ -1280,8 +1281,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         fail("conn still open after the client's EOF: state %d flags 0x%x proxy %d "
              "in %zu out %zu", (int)c->state, c->flags, c->proxy != NULL,
-             evbuffer_get_length(bufferevent_get_input(c->bev)),
-             evbuffer_get_length(bufferevent_get_output(c->bev)));
+             cr_io_in_len(&c->io), cr_io_out_len(&c->io));
     }
 
     /* the upstream side first, with resets, then corral's side */
@@ -1293,6 +1293,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     cr_conn_close_all(&w);
     cr_proxy_worker_fini(&w);
+    cr_conn_worker_fini(&w);
+    cr_io_loop_fini(&w.ioloop);
     event_base_free(w.base);
     close(fd);
     return 0;
