@@ -32,6 +32,7 @@ endif
 PKGS    := libevent yaml-0.1
 ifeq ($(MALLOC),jemalloc)
   PKGS  += jemalloc
+  CPPFLAGS += -DCR_JEMALLOC
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -103,7 +103,7 @@ req_new(struct cr_conn *c)
     rq->route_row = -1;
     cr_http_parser_init(&rq->p, 1, &rq->limits, NULL, body_cb, c);
     if (c->peer.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &c->peer.sin.sin_addr, rq->peer, sizeof(rq->peer));
+        cr_http_format_ipv4(&c->peer.sin.sin_addr, rq->peer);
     } else if (c->peer.sa.sa_family == AF_INET6) {
         inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, rq->peer, sizeof(rq->peer));
     } else {

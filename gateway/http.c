@@ -13,6 +13,7 @@
  * llhttp leaves to the application: Host on HTTP/1.1 (RFC 9112 §3.2), the
  * transfer codings we support, and the size limits.
  */
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -800,7 +801,7 @@ buf_reserve(struct cr_buf *b, size_t more)
     if (b->len + more <= b->cap) {
         return CR_OK;
     }
-    cap = b->cap ? b->cap : 512;
+    cap = b->cap ? b->cap : 1024;      /* most heads fit at once */
     while (cap < b->len + more) {
         cap *= 2;
     }
@@ -823,10 +824,56 @@ cr_buf_add(struct cr_buf *b, const char *s, size_t len)
     }
 }
 
-void
-cr_buf_adds(struct cr_buf *b, const char *s)
+/* Write <v> in <base> (10 or 16) backwards from the end of <tmp>. */
+static size_t
+fmt_u64(char tmp[24], uint64_t v, unsigned base)
 {
-    cr_buf_add(b, s, strlen(s));
+    static const char digits[] = "0123456789abcdef";
+    size_t i = 24;
+
+    do {
+        tmp[--i] = digits[v % base];
+        v /= base;
+    } while (v != 0);
+    return i;
+}
+
+void
+cr_http_format_ipv4(const struct in_addr *a, char *out)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        unsigned v = b[i];
+
+        if (v >= 100) {
+            *out++ = (char)('0' + v / 100);
+        }
+        if (v >= 10) {
+            *out++ = (char)('0' + v / 10 % 10);
+        }
+        *out++ = (char)('0' + v % 10);
+        *out++ = i < 3 ? '.' : '\0';
+    }
+}
+
+void
+cr_buf_add_u64(struct cr_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = fmt_u64(tmp, v, 10);
+
+    cr_buf_add(b, tmp + i, 24 - i);
+}
+
+void
+cr_buf_add_hex(struct cr_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = fmt_u64(tmp, v, 16);
+
+    cr_buf_add(b, tmp + i, 24 - i);
 }
 
 void
@@ -853,12 +900,6 @@ cr_buf_free(struct cr_buf *b)
 {
     free(b->p);
     memset(b, 0, sizeof(*b));
-}
-
-int
-cr_http_name_eq(const char *a, size_t alen, const char *b)
-{
-    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
 static const char *const hop_by_hop[] = {

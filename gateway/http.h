@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #include "llhttp.h"
 
@@ -173,13 +175,38 @@ struct cr_buf {
 };
 
 void cr_buf_add(struct cr_buf *b, const char *s, size_t len);
-void cr_buf_adds(struct cr_buf *b, const char *s);
+/*
+ * Dotted quad of <a> into <out> (at least 16 bytes). Made once per
+ * request for X-Forwarded-For, so not with inet_ntop(), which costs a
+ * sprintf() per call.
+ */
+struct in_addr;
+void cr_http_format_ipv4(const struct in_addr *a, char *out);
+
+/* Decimal and hexadecimal numbers, without printf's cost. */
+void cr_buf_add_u64(struct cr_buf *b, uint64_t v);
+void cr_buf_add_hex(struct cr_buf *b, uint64_t v);
+
+/* A C string; inline, so a literal's length is a constant. */
+static inline void
+cr_buf_adds(struct cr_buf *b, const char *s)
+{
+    cr_buf_add(b, s, strlen(s));
+}
 void cr_buf_addf(struct cr_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cr_buf_free(struct cr_buf *b);
 
-/* Case-insensitive comparison of a counted string with a C string. */
-int cr_http_name_eq(const char *a, size_t alen, const char *b);
+/*
+ * Case-insensitive comparison of a counted string with a C string. Inline
+ * so that the length of a literal <b> is known at compile time and most
+ * names are told apart by length alone.
+ */
+static inline int
+cr_http_name_eq(const char *a, size_t alen, const char *b)
+{
+    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
 
 /*
  * Is header <name> hop-by-hop for this message (RFC 9110 §7.6.1)? That is:

@@ -146,6 +146,24 @@ add_value(struct cr_buf *b, const char *v, size_t len)
     cr_buf_add(b, v, len);
 }
 
+/* Our own Via element: "<version of the message> corral". */
+static void
+add_via_self(struct cr_buf *b, const struct cr_http_parser *hp)
+{
+    cr_buf_add_u64(b, hp->http_major);
+    cr_buf_add(b, ".", 1);
+    cr_buf_add_u64(b, hp->http_minor);
+    cr_buf_adds(b, " corral\r\n");
+}
+
+static void
+add_length(struct cr_buf *b, uint64_t n)
+{
+    cr_buf_adds(b, "Content-Length: ");
+    cr_buf_add_u64(b, n);
+    cr_buf_adds(b, "\r\n");
+}
+
 /*
  * Serialise the request head for the upstream into p->head: origin-form
  * target (with strip_prefix applied), the client's end-to-end headers less
@@ -164,7 +182,8 @@ build_request_head(struct cr_proxy *p)
     const char *mname = llhttp_method_name((llhttp_method_t)hp->method);
 
     /* origin-form upstream, whatever form the client used (RFC 9112 §3.2.1) */
-    cr_buf_addf(b, "%s ", mname);
+    cr_buf_adds(b, mname);
+    cr_buf_add(b, " ", 1);
     if (p->route->strip_prefix != NULL && c->path[0] == '/') {
         char stripped[4096], *big = NULL, *out = stripped;
         size_t cap = sizeof(stripped), n;
@@ -236,7 +255,8 @@ build_request_head(struct cr_proxy *p)
                 cr_buf_adds(b, ", ");
             }
         }
-        cr_buf_addf(b, "%s\r\n", c->peer);
+        cr_buf_adds(b, c->peer);
+        cr_buf_adds(b, "\r\n");
     }
     if (!cr_http_rules_drop(rules, "x-forwarded-proto", 17)) {
         cr_buf_adds(b, "X-Forwarded-Proto: http\r\n");
@@ -266,15 +286,14 @@ build_request_head(struct cr_proxy *p)
                 cr_buf_adds(b, ", ");
             }
         }
-        cr_buf_addf(b, "%u.%u corral\r\n", hp->http_major, hp->http_minor);
+        add_via_self(b, hp);
     }
     if (hp->flags & CR_HTTP_F_CHUNKED) {
         p->req_frame = FRAME_CHUNKED;
         cr_buf_adds(b, "Transfer-Encoding: chunked\r\n");
     } else if (hp->flags & CR_HTTP_F_CLEN) {
         p->req_frame = hp->content_length ? FRAME_LENGTH : FRAME_NONE;
-        cr_buf_addf(b, "Content-Length: %llu\r\n",
-                    (unsigned long long)hp->content_length);
+        add_length(b, hp->content_length);
     } else {
         p->req_frame = FRAME_NONE;
     }
@@ -520,8 +539,9 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
 
 /* Queue a piece of body on <io>, as a chunk if <chunked>. */
 static int
-add_body(struct cr_io *io, int chunked, const char *at, size_t len)
+add_body(struct cr_io *io, int chunked, const char *at, size_t at_len)
 {
+    size_t len = at_len;
     struct evbuffer *out = cr_io_out(io);
 
     if (out == NULL) {
@@ -529,14 +549,23 @@ add_body(struct cr_io *io, int chunked, const char *at, size_t len)
     }
     cr_io_flush_soon(io);
     if (chunked) {
-        if (evbuffer_add_printf(out, "%zx\r\n", len) == -1
-            || evbuffer_add(out, at, len) == -1 || evbuffer_add(out, "\r\n", 2) == -1)
+        char size[24];
+        int i = (int)sizeof(size);
+
+        size[--i] = '\n';
+        size[--i] = '\r';
+        do {
+            size[--i] = "0123456789abcdef"[len & 15];
+            len >>= 4;
+        } while (len != 0);
+        if (evbuffer_add(out, size + i, sizeof(size) - (size_t)i) == -1
+            || evbuffer_add(out, at, (size_t)(at_len)) == -1 || evbuffer_add(out, "\r\n", 2) == -1)
         {
             return -1;
         }
         return 0;
     }
-    return evbuffer_add(out, at, len) == -1 ? -1 : 0;
+    return evbuffer_add(out, at, at_len) == -1 ? -1 : 0;
 }
 
 int
@@ -594,7 +623,9 @@ resp_head_cb(void *arg)
     const struct cr_http_parser *hp = &p->resp;
     const struct cr_conf_header_rules *rules = &p->route->response_headers;
     struct cr_io *out = &p->c->io;
-    struct cr_buf b = { 0 };
+    /* made and copied out at once: one buffer for every response */
+    static struct cr_buf scratch;
+    struct cr_buf *b = &scratch;
     int nobody, head_req = p->c->rq->p.method == HTTP_HEAD;
     size_t i;
 
@@ -620,13 +651,17 @@ resp_head_cb(void *arg)
                      && !(p->c->flags & CR_CONN_F_CLOSE) && !p->c->w->draining
                      && (p->flags & P_REQ_DONE);
 
-    cr_buf_addf(&b, "HTTP/1.1 %d ", hp->status);
+    b->len = 0;
+    b->oom = 0;
+    cr_buf_adds(b, "HTTP/1.1 ");
+    cr_buf_add_u64(b, (uint64_t)hp->status);
+    cr_buf_add(b, " ", 1);
     if (hp->reason.len != 0) {
-        cr_buf_add(&b, cr_http_str(hp, hp->reason), hp->reason.len);
+        cr_buf_add(b, cr_http_str(hp, hp->reason), hp->reason.len);
     } else {
-        cr_buf_adds(&b, cr_http_reason(hp->status));
+        cr_buf_adds(b, cr_http_reason(hp->status));
     }
-    cr_buf_adds(&b, "\r\n");
+    cr_buf_adds(b, "\r\n");
     for (i = 0; i < hp->nfields; i++) {
         const struct cr_http_field *f = &hp->fields[i];
         const char *name = cr_http_str(hp, f->name);
@@ -639,60 +674,64 @@ resp_head_cb(void *arg)
         {
             continue;
         }
-        cr_buf_add(&b, name, nlen);
-        cr_buf_adds(&b, ": ");
-        add_value(&b, cr_http_str(hp, f->value), f->value.len);
-        cr_buf_adds(&b, "\r\n");
+        cr_buf_add(b, name, nlen);
+        cr_buf_adds(b, ": ");
+        add_value(b, cr_http_str(hp, f->value), f->value.len);
+        cr_buf_adds(b, "\r\n");
     }
-    cr_http_rules_add(rules, &b);
+    cr_http_rules_add(rules, b);
     if (!cr_http_rules_drop(rules, "via", 3)) {
-        cr_buf_adds(&b, "Via: ");
+        cr_buf_adds(b, "Via: ");
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
             if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "via")
                 && f->value.len != 0)
             {
-                add_value(&b, cr_http_str(hp, f->value), f->value.len);
-                cr_buf_adds(&b, ", ");
+                add_value(b, cr_http_str(hp, f->value), f->value.len);
+                cr_buf_adds(b, ", ");
             }
         }
-        cr_buf_addf(&b, "%u.%u corral\r\n", hp->http_major, hp->http_minor);
+        add_via_self(b, hp);
     }
 
     if (nobody) {
         p->resp_frame = FRAME_NONE;
         /* a HEAD or 304 answer may state the length it would have had */
         if ((hp->flags & CR_HTTP_F_CLEN) && hp->status != 204) {
-            cr_buf_addf(&b, "Content-Length: %llu\r\n",
-                        (unsigned long long)hp->content_length);
+            add_length(b, hp->content_length);
         }
     } else if (hp->flags & CR_HTTP_F_CLEN) {
         p->resp_frame = FRAME_LENGTH;
-        cr_buf_addf(&b, "Content-Length: %llu\r\n",
-                    (unsigned long long)hp->content_length);
+        add_length(b, hp->content_length);
     } else if (!is_client_1_0(p)) {
         p->resp_frame = FRAME_CHUNKED;
-        cr_buf_adds(&b, "Transfer-Encoding: chunked\r\n");
+        cr_buf_adds(b, "Transfer-Encoding: chunked\r\n");
     } else {
         p->resp_frame = FRAME_CLOSE;    /* HTTP/1.0: the end is our close */
         p->client_keep = 0;
     }
     if (!p->client_keep) {
-        cr_buf_adds(&b, "Connection: close\r\n");
+        cr_buf_adds(b, "Connection: close\r\n");
     } else if (is_client_1_0(p)) {
-        cr_buf_adds(&b, "Connection: keep-alive\r\n");
+        cr_buf_adds(b, "Connection: keep-alive\r\n");
     }
-    cr_buf_adds(&b, "\r\n");
-    if (b.oom) {
-        cr_buf_free(&b);
+    cr_buf_adds(b, "\r\n");
+    if (b->oom) {
+        cr_buf_free(b);
         return -1;
     }
-    cr_io_write(out, b.p, b.len);
+    if (b->cap > 64 * 1024) {
+        /* a huge head is rare: do not keep its buffer for ever */
+        cr_io_write(out, b->p, b->len);
+        cr_buf_free(b);
+        goto queued;
+    }
+    cr_io_write(out, b->p, b->len);
+queued:
     cr_conn_count_response(p->c, hp->status, 0);
-    cr_conn_count_out(p->c, b.len);
+    cr_conn_count_out(p->c, b->len);
     SRV_ADD(p, responses_1xx_total + cr_stats_class(hp->status), 1);
-    cr_buf_free(&b);
     p->flags |= P_RESP_HEAD;
     return nobody ? 1 : 0;
 }

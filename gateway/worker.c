@@ -31,6 +31,7 @@
 #include "conf/conf.h"
 #include "conn.h"
 #include "listener.h"
+#include "mem.h"
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
@@ -115,6 +116,16 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
     cr_worker_drain(w);
 }
 
+/* Once a second: hand memory freed by past bursts back (mem.h). */
+static void
+mem_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    cr_mem_tick();
+}
+
 static void
 sigquit_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -150,7 +161,7 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
               int ready_fd, const struct cr_steer *steer)
 {
     struct cr_worker w;
-    struct event *ev_term = NULL, *ev_quit = NULL;
+    struct event *ev_term = NULL, *ev_quit = NULL, *ev_mem = NULL;
     char err[256];
     int proxy_ready = 0;
     size_t i;
@@ -179,6 +190,12 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
     }
     cr_io_loop_init(&w.ioloop, w.base);
     cr_conn_worker_init(&w);
+    ev_mem = event_new(w.base, -1, EV_PERSIST, mem_cb, NULL);
+    if (ev_mem != NULL) {
+        struct timeval sec = { 1, 0 };
+
+        event_add(ev_mem, &sec);
+    }
 
     ev_term = evsignal_new(w.base, SIGTERM, sigterm_cb, &w);
     ev_quit = evsignal_new(w.base, SIGQUIT, sigquit_cb, &w);
@@ -259,6 +276,9 @@ fail:
     }
     if (ev_quit != NULL) {
         event_free(ev_quit);
+    }
+    if (ev_mem != NULL) {
+        event_free(ev_mem);
     }
     if (w.base != NULL) {
         cr_conn_worker_fini(&w);

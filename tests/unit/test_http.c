@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <arpa/inet.h>
 #include <cmocka.h>
 
 #include "conf/conf.h"
@@ -544,6 +546,40 @@ test_http_normalize_path_table(void **state)
     }
 }
 
+/* The printf-free formatters agree with printf and inet_ntop. */
+static void
+test_http_number_and_address_formatting(void **state)
+{
+    static const uint64_t nums[] = { 0, 1, 9, 10, 15, 16, 255, 4096, 1000000007ULL,
+                                     UINT64_MAX };
+    static const char *const addrs[] = { "0.0.0.0", "127.0.0.1", "10.20.100.255",
+                                         "255.255.255.255", "1.10.100.199" };
+    char want[64], got[16];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        struct cr_buf b = { 0 };
+
+        cr_buf_add_u64(&b, nums[i]);
+        cr_buf_add(&b, "/", 1);
+        cr_buf_add_hex(&b, nums[i]);
+        snprintf(want, sizeof(want), "%llu/%llx", (unsigned long long)nums[i],
+                 (unsigned long long)nums[i]);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.p, want, b.len);
+        cr_buf_free(&b);
+    }
+    for (i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        struct in_addr a;
+
+        assert_int_equal(inet_pton(AF_INET, addrs[i], &a), 1);
+        memset(got, 'x', sizeof(got));
+        cr_http_format_ipv4(&a, got);
+        assert_string_equal(got, addrs[i]);
+    }
+}
+
 int
 main(void)
 {
@@ -566,6 +602,7 @@ main(void)
         cmocka_unit_test(test_http_connection_cannot_make_host_hop_by_hop),
         cmocka_unit_test(test_http_response_with_other_transfer_coding_is_refused),
         cmocka_unit_test(test_http_normalize_path_table),
+        cmocka_unit_test(test_http_number_and_address_formatting),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
