@@ -26,6 +26,7 @@
 #define CR_IO_F_SHUT        0x0080u /* shut the write side when empty */
 #define CR_IO_F_SHUT_DONE   0x0100u
 #define CR_IO_F_DEAD        0x0200u /* write failed: do not try again */
+#define CR_IO_F_BIG         0x0400u /* the last read filled its space */
 
 static void
 ms_tv(struct timeval *tv, uint32_t ms)
@@ -321,8 +322,14 @@ do_read(struct cr_io *io)
         return 0;
     }
     room = io->read_max - have;
-    if (room > CR_IO_READ_CHUNK) {
+    /*
+     * Small reads for small messages; once a read fills its space, a
+     * body is streaming and the next reads take up to read_max at once.
+     */
+    if (!(io->flags & CR_IO_F_BIG) && room > CR_IO_READ_CHUNK) {
         room = CR_IO_READ_CHUNK;
+    } else if (room > CR_IO_READ_BIG) {
+        room = CR_IO_READ_BIG;
     }
     if (cr_io_in(io) == NULL) {
         return 0;           /* out of memory: try again on the next event */
@@ -346,6 +353,11 @@ do_read(struct cr_io *io)
             left -= take;
         }
         evbuffer_commit_space(io->in, vec, nvec);
+        if ((size_t)n >= room) {
+            io->flags |= CR_IO_F_BIG;
+        } else {
+            io->flags &= ~CR_IO_F_BIG;
+        }
         return CR_IO_R_DATA;
     }
     evbuffer_commit_space(io->in, vec, 0);

@@ -35,7 +35,8 @@
 struct evbuffer;
 
 #define CR_IO_LOW_WATER     (64 * 1024)     /* DRAINED at or below this */
-#define CR_IO_READ_CHUNK    (16 * 1024 - 128)   /* one read (fits a 16 KiB chain) */
+#define CR_IO_READ_CHUNK    (16 * 1024 - 128)   /* a first read (fits 16 KiB) */
+#define CR_IO_READ_BIG      (64 * 1024 - 128)   /* reads while streaming */
 
 /* What cr_io_handle() found. */
 #define CR_IO_R_DATA        0x01u   /* new input is buffered */

@@ -23,6 +23,8 @@ case "$CORRAL" in
     *) CORRAL="$(pwd)/$CORRAL" ;;
 esac
 export CORRAL
+: "${CORRALCTL:=$(dirname "$CORRAL")/corralctl}"
+export CORRALCTL
 
 OWN_TEST_DIR=0
 if [ -z "${TEST_DIR:-}" ]; then
