@@ -28,11 +28,33 @@
 #define CR_IO_F_DEAD        0x0200u /* write failed: do not try again */
 #define CR_IO_F_BIG         0x0400u /* the last read filled its space */
 
+/*
+ * <ms> as a timeval for event_add(). The few durations a worker uses
+ * (read, send, body timeouts) become libevent "common timeouts": each is a
+ * FIFO queue instead of the min-heap, so re-arming the timeout of a busy
+ * socket on every read is O(1).
+ */
 static void
-ms_tv(struct timeval *tv, uint32_t ms)
+ms_tv(struct cr_io_loop *loop, struct timeval *tv, uint32_t ms)
 {
+    const struct timeval *common;
+    size_t i;
+
     tv->tv_sec = (time_t)(ms / 1000);
     tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    for (i = 0; i < loop->ncommon; i++) {
+        if (loop->common_ms[i] == ms) {
+            *tv = loop->common_tv[i];
+            return;
+        }
+    }
+    if (loop->ncommon < CR_IO_COMMON_MAX
+        && (common = event_base_init_common_timeout(loop->base, tv)) != NULL)
+    {
+        loop->common_ms[loop->ncommon] = ms;
+        loop->common_tv[loop->ncommon++] = *common;
+        *tv = *common;
+    }
 }
 
 static void
@@ -59,6 +81,7 @@ void
 cr_io_loop_init(struct cr_io_loop *loop, struct event_base *base)
 {
     loop->base = base;
+    loop->ncommon = 0;
     TAILQ_INIT(&loop->flush);
     event_assign(&loop->flush_ev, base, -1, 0, flush_cb, loop);
 }
@@ -179,7 +202,7 @@ read_update(struct cr_io *io)
     if (want) {
         struct timeval tv;
 
-        ms_tv(&tv, io->rto_ms);
+        ms_tv(io->loop, &tv, io->rto_ms);
         /* re-adding an added event only moves its timeout: no syscall */
         event_add(&io->rev, io->rto_ms ? &tv : NULL);
         io->flags |= CR_IO_F_RADDED;
@@ -250,7 +273,7 @@ write_wait(struct cr_io *io)
             return -1;
         }
     }
-    ms_tv(&tv, io->wto_ms);
+    ms_tv(io->loop, &tv, io->wto_ms);
     if (!(io->flags & CR_IO_F_WWAIT) || io->wto_ms != 0) {
         event_add(io->wev, io->wto_ms ? &tv : NULL);
     }
@@ -282,7 +305,7 @@ cr_io_set_timeouts(struct cr_io *io, uint32_t read_ms, uint32_t write_ms)
     if ((io->flags & CR_IO_F_WWAIT) && write_ms != old_w) {
         struct timeval tv;
 
-        ms_tv(&tv, write_ms);
+        ms_tv(io->loop, &tv, write_ms);
         event_add(io->wev, write_ms ? &tv : NULL);
     }
 }

@@ -47,11 +47,19 @@ struct evbuffer;
 #define CR_IO_R_DRAINED     0x20u   /* a write left <= CR_IO_LOW_WATER queued */
 #define CR_IO_R_CONNECTED   0x40u   /* a connect finished */
 
-/* One per event base: the sockets with output to write in this iteration. */
+#define CR_IO_COMMON_MAX    8
+
+/*
+ * One per event base: the sockets with output to write in this iteration,
+ * and the timeouts in use as libevent common timeouts (io.c).
+ */
 struct cr_io_loop {
     struct event_base   *base;
     struct event         flush_ev;
     TAILQ_HEAD(, cr_io)  flush;
+    size_t               ncommon;
+    uint32_t             common_ms[CR_IO_COMMON_MAX];
+    struct timeval       common_tv[CR_IO_COMMON_MAX];
 };
 
 struct cr_io {
