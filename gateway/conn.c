@@ -695,6 +695,12 @@ cr_conn_pump(struct cr_conn *c)
             c->state = CR_CONN_S_HEAD;
             arm_timer(c, CR_CONN_T_HEAD);
         }
+        if (c->state == CR_CONN_S_TUNNEL) {
+            if (c->proxy != NULL && cr_proxy_tunnel_up(c->proxy) == -1) {
+                c->flags |= CR_CONN_F_READ_PAUSED;  /* the upstream's drain resumes */
+            }
+            break;
+        }
         if (c->state != CR_CONN_S_HEAD && c->state != CR_CONN_S_BODY) {
             break;
         }
@@ -714,7 +720,9 @@ cr_conn_pump(struct cr_conn *c)
         conn_free(c);
         return;
     }
-    if ((c->flags & CR_CONN_F_READ_PAUSED) && c->state != CR_CONN_S_BODY) {
+    if ((c->flags & CR_CONN_F_READ_PAUSED) && c->state != CR_CONN_S_BODY
+        && c->state != CR_CONN_S_TUNNEL)
+    {
         c->flags &= ~CR_CONN_F_READ_PAUSED;
     }
     cr_io_consumed(&c->io);
@@ -725,6 +733,13 @@ cr_conn_pump(struct cr_conn *c)
          * is used up, a request left incomplete can never finish.
          */
         if (cr_io_in_len(&c->io) == 0 && !(c->flags & CR_CONN_F_OUT_PAUSED)) {
+            if (c->state == CR_CONN_S_TUNNEL) {
+                if (c->proxy != NULL && !(c->flags & CR_CONN_F_EOF_PASSED)) {
+                    c->flags |= CR_CONN_F_EOF_PASSED;
+                    cr_proxy_tunnel_client_eof(c->proxy);
+                }
+                return;         /* until the upstream closes too */
+            }
             if (c->state == CR_CONN_S_IDLE) {
                 close_after_flush(c, 0);
                 return;
@@ -768,6 +783,22 @@ cr_conn_response_done(struct cr_conn *c, int close)
     c->state = CR_CONN_S_IDLE;
     arm_timer(c, CR_CONN_T_IDLE);
     cr_conn_pump(c);
+}
+
+void
+cr_conn_tunnel_start(struct cr_conn *c)
+{
+    request_end(c);
+    c->state = CR_CONN_S_TUNNEL;
+    arm_timer(c, CR_CONN_T_NONE);
+    set_read_timeout(c, 0);
+    cr_conn_pump(c);        /* bytes the client sent after its request */
+}
+
+void
+cr_conn_tunnel_end(struct cr_conn *c)
+{
+    close_after_flush(c, 0);
 }
 
 /* Output went down to the low watermark (or was empty to begin with). */

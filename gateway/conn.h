@@ -27,6 +27,7 @@ enum cr_conn_state {
     CR_CONN_S_UPSTREAM,     /* head parsed; proxy is getting an upstream */
     CR_CONN_S_BODY,         /* streaming the request body upstream */
     CR_CONN_S_REQ_DONE,     /* request read; waiting for the response end */
+    CR_CONN_S_TUNNEL,       /* after a 101: bytes relayed both ways */
     CR_CONN_S_CLOSING       /* last bytes flushing, then close */
 };
 
@@ -39,6 +40,7 @@ enum cr_conn_state {
 #define CR_CONN_F_PEER_EOF      0x0040u /* client half-closed */
 #define CR_CONN_F_IN_REQ        0x0100u /* a request head was counted */
 #define CR_CONN_F_NODELAY       0x0200u /* TCP_NODELAY is set */
+#define CR_CONN_F_EOF_PASSED    0x0400u /* tunnel: half-close passed on */
 #define CR_CONN_F_OUT_PAUSED    0x0080u /* our output is full: not reading
                                          * the next request yet */
 
@@ -155,6 +157,15 @@ void cr_conn_close(struct cr_conn *c, const char *why);
  * armed). May close <c>.
  */
 void cr_conn_body_start(struct cr_conn *c);
+
+/*
+ * The proxy queued a 101: the request is over and the connection is now a
+ * tunnel; input goes to cr_proxy_tunnel_up(). May free the proxy.
+ */
+void cr_conn_tunnel_start(struct cr_conn *c);
+
+/* The tunnel's upstream side is gone: flush what is queued and close. */
+void cr_conn_tunnel_end(struct cr_conn *c);
 
 /* Is the client's output over the high watermark (stop feeding it)? */
 int cr_conn_output_full(const struct cr_conn *c);

@@ -441,6 +441,37 @@ on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+static int token_listed(const char *v, size_t vlen, const char *name, size_t len);
+
+/*
+ * A request that may switch protocols (RFC 9110 §7.8): HTTP/1.1, GET, no
+ * body, an Upgrade header, and "upgrade" listed in Connection. Anything
+ * else asking for an upgrade is answered as a plain request.
+ */
+static int
+wants_upgrade(const struct cr_http_parser *hp)
+{
+    unsigned i;
+
+    if (hp->http_minor != 1 || hp->method != HTTP_GET
+        || (hp->flags & (CR_HTTP_F_CHUNKED | CR_HTTP_F_TE))
+        || ((hp->flags & CR_HTTP_F_CLEN) && hp->content_length != 0)
+        || cr_http_find(hp, "upgrade") == NULL)
+    {
+        return 0;
+    }
+    for (i = 0; i < hp->nfields; i++) {
+        const struct cr_http_field *f = &hp->fields[i];
+
+        if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "connection")
+            && token_listed(cr_http_str(hp, f->value), f->value.len, "upgrade", 7))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 value_is(const struct cr_http_parser *hp, const struct cr_http_field *f,
          const char *want)
@@ -525,13 +556,17 @@ on_headers_complete(llhttp_t *p)
 
     if (hp->is_request) {
         /*
-         * corral does not switch protocols: an Upgrade request (h2c,
-         * websocket) is answered as a plain request, so llhttp must not
-         * stop at its end waiting for another protocol's bytes.
+         * llhttp must not stop at the end of an Upgrade request waiting
+         * for another protocol's bytes: the request ends like any other,
+         * and if the upstream answers 101 the connection becomes a tunnel
+         * (proxy.c); bytes after the head wait in the input until then.
          */
         p->upgrade = 0;
         if (hp->http_major != 1 || hp->http_minor > 1) {
             return fail(hp, 505, "HTTP version not supported");
+        }
+        if (wants_upgrade(hp)) {
+            hp->flags |= CR_HTTP_F_UPGRADE;
         }
         /*
          * RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means its
@@ -764,6 +799,25 @@ cr_http_parser_next(struct cr_http_parser *hp)
     hp->scan_bol = 1;
     hp->scan_seen = 0;
     hp->scan_line1 = 0;
+}
+
+const char *
+cr_http_value(const struct cr_http_parser *hp, const char *name, size_t *len)
+{
+    const struct cr_http_field *f = cr_http_find(hp, name);
+    const char *v;
+    size_t n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    v = cr_http_str(hp, f->value);
+    n = f->value.len;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
+        n--;
+    }
+    *len = n;
+    return v;
 }
 
 const struct cr_http_field *

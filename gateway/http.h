@@ -41,6 +41,8 @@ enum cr_http_event {
 #define CR_HTTP_F_HOST          0x0010u /* a Host header was present */
 #define CR_HTTP_F_NOBODY        0x0020u /* response carries no body */
 #define CR_HTTP_F_TE            0x0040u /* some Transfer-Encoding present */
+#define CR_HTTP_F_UPGRADE       0x0080u /* a bodyless GET asking for Upgrade
+                                         * (listed in Connection) */
 
 struct cr_http_span {
     uint32_t    off;        /* into the arena */
@@ -216,6 +218,13 @@ cr_http_name_eq(const char *a, size_t alen, const char *b)
  */
 int cr_http_is_hop_by_hop(const struct cr_http_parser *hp, const char *name,
                           size_t len);
+
+/*
+ * The value of the first header <name> with trailing whitespace dropped,
+ * or NULL.
+ */
+const char *cr_http_value(const struct cr_http_parser *hp, const char *name,
+                          size_t *len);
 
 /* Do the header rules remove or replace header <name>? */
 int cr_http_rules_drop(const struct cr_conf_header_rules *rules,

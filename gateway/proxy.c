@@ -51,6 +51,8 @@
 #define P_NO_REUSE      0x0200u /* next try must open a fresh connection */
 #define P_UP_DIRTY      0x0400u /* upstream conn must not be reused */
 #define P_FRESH_RETRY   0x0800u /* the stale-connection retry was used */
+#define P_UPGRADE       0x1000u /* the upstream answered 101: tunnel next */
+#define P_TUNNEL        0x2000u /* bytes flow both ways, unparsed */
 
 enum framing {
     FRAME_NONE = 0,     /* no body */
@@ -297,7 +299,15 @@ build_request_head(struct cr_proxy *p)
     } else {
         p->req_frame = FRAME_NONE;
     }
-    if (p->pool->conf->keepalive == 0) {
+    if (hp->flags & CR_HTTP_F_UPGRADE) {
+        /* hop-by-hop, so dropped above; asked for again, for this hop */
+        size_t ulen;
+        const char *u = cr_http_value(hp, "upgrade", &ulen);
+
+        cr_buf_adds(b, "Upgrade: ");
+        cr_buf_add(b, u, ulen);
+        cr_buf_adds(b, "\r\nConnection: upgrade\r\n");
+    } else if (p->pool->conf->keepalive == 0) {
         cr_buf_adds(b, "Connection: close\r\n");
     }
     cr_buf_adds(b, "\r\n");
@@ -320,6 +330,9 @@ proxy_free(struct cr_proxy *p, int reusable)
     }
     if (p->srv != NULL) {
         srv_leave(p);
+    }
+    if (p->flags & P_TUNNEL) {
+        CR_STAT_DEC(tunnels_active);
     }
     cr_buf_free(&p->head);
     cr_http_parser_free(&p->resp);
@@ -629,6 +642,21 @@ resp_head_cb(void *arg)
     int nobody, head_req = p->c->rq->p.method == HTTP_HEAD;
     size_t i;
 
+    if (hp->status == 101 && (p->c->rq->p.flags & CR_HTTP_F_UPGRADE)
+        && cr_http_find(hp, "upgrade") != NULL)
+    {
+        /* switching protocols: the tunnel starts once this head is out */
+        p->flags |= P_UPGRADE;
+        nobody = 1;
+        p->client_keep = 0;
+        b->len = 0;
+        b->oom = 0;
+        cr_buf_adds(b, "HTTP/1.1 101 Switching Protocols\r\n");
+        goto fields;
+    }
+    if (p->c->rq->p.flags & CR_HTTP_F_UPGRADE) {
+        p->flags |= P_UP_DIRTY;     /* it was told "Connection: upgrade" */
+    }
     if (hp->status >= 100 && hp->status < 200) {
         if (hp->status == 101) {
             return -1;      /* we never asked for an upgrade */
@@ -662,6 +690,7 @@ resp_head_cb(void *arg)
         cr_buf_adds(b, cr_http_reason(hp->status));
     }
     cr_buf_adds(b, "\r\n");
+fields:
     for (i = 0; i < hp->nfields; i++) {
         const struct cr_http_field *f = &hp->fields[i];
         const char *name = cr_http_str(hp, f->name);
@@ -695,6 +724,16 @@ resp_head_cb(void *arg)
         add_via_self(b, hp);
     }
 
+    if (p->flags & P_UPGRADE) {
+        size_t ulen;
+        const char *u = cr_http_value(hp, "upgrade", &ulen);
+
+        p->resp_frame = FRAME_NONE;
+        cr_buf_adds(b, "Upgrade: ");
+        cr_buf_add(b, u, ulen);
+        cr_buf_adds(b, "\r\nConnection: upgrade\r\n\r\n");
+        goto done;
+    }
     if (nobody) {
         p->resp_frame = FRAME_NONE;
         /* a HEAD or 304 answer may state the length it would have had */
@@ -717,6 +756,7 @@ resp_head_cb(void *arg)
         cr_buf_adds(b, "Connection: keep-alive\r\n");
     }
     cr_buf_adds(b, "\r\n");
+done:
     if (b->oom) {
         cr_buf_free(b);
         return -1;
@@ -745,10 +785,94 @@ resp_body_cb(void *arg, const char *at, size_t len)
     return add_body(&p->c->io, p->resp_frame == FRAME_CHUNKED, at, len);
 }
 
+/*
+ * Move what one side sent to the other, unparsed. Returns 0, or -1 when
+ * the receiving side is full (the caller stops reading the sender).
+ */
+static int
+tunnel_move(struct cr_io *from, struct cr_io *to)
+{
+    size_t n = cr_io_in_len(from);
+    struct evbuffer *out;
+
+    if (n != 0) {
+        if ((out = cr_io_out(to)) == NULL || evbuffer_add_buffer(out, from->in) == -1) {
+            return -1;
+        }
+        cr_io_flush_soon(to);
+        cr_io_consumed(from);
+    }
+    return cr_io_out_len(to) > CR_PROXY_HIGH_WATER ? -1 : 0;
+}
+
+/* Upstream bytes to the client, as far as it takes them. */
+static void
+tunnel_down(struct cr_proxy *p)
+{
+    size_t n = cr_io_in_len(&p->uc->io);
+
+    CR_STAT_ADD(upstream_bytes_in_total, n);
+    SRV_ADD(p, bytes_in_total, n);
+    cr_conn_count_out(p->c, n);
+    if (tunnel_move(&p->uc->io, &p->c->io) == -1) {
+        p->flags |= P_UP_PAUSED;
+        cr_io_read(&p->uc->io, 0);
+    }
+}
+
+int
+cr_proxy_tunnel_up(struct cr_proxy *p)
+{
+    size_t n = cr_io_in_len(&p->c->io);
+
+    count_up_out(p, n);
+    CR_STAT_ADD(client_bytes_in_total, n);
+    return tunnel_move(&p->c->io, &p->uc->io);
+}
+
+void
+cr_proxy_tunnel_client_eof(struct cr_proxy *p)
+{
+    /* the client is done sending: so is the upstream's peer, once flushed */
+    cr_io_shutdown_wr(&p->uc->io);
+}
+
+/* The 101 is queued to the client: from here on bytes flow unparsed. */
+static void
+tunnel_start(struct cr_proxy *p)
+{
+    const struct cr_conf_upstream *cu = p->pool->conf;
+
+    p->flags |= P_TUNNEL | P_UP_DIRTY;
+    CR_STAT_INC(upgrades_total);
+    CR_STAT_INC(tunnels_active);
+    cr_upstream_server_ok(p->srv);
+    /* as nginx does: the tunnel is idle when the upstream is silent */
+    set_timeouts(p, cu->read_timeout_ms, cu->read_timeout_ms);
+    cr_io_read(&p->uc->io, 1);
+    tunnel_down(p);
+    cr_conn_tunnel_start(p->c);     /* last: it may free <p> */
+}
+
+/* The tunnel is over: close the upstream side, flush and close the client. */
+static void
+tunnel_end(struct cr_proxy *p, const char *why)
+{
+    struct cr_conn *c;
+
+    cr_log_debug("conn %llu: tunnel closed: %s", (unsigned long long)p->c->id, why);
+    c = proxy_free(p, 0);
+    cr_conn_tunnel_end(c);
+}
+
 /* The response message is complete. May free <p>. */
 static void
 resp_done(struct cr_proxy *p)
 {
+    if (p->flags & P_UPGRADE) {
+        tunnel_start(p);
+        return;
+    }
     if (p->resp_frame == FRAME_CHUNKED) {
         cr_io_write(&p->c->io, "0\r\n\r\n", 5);
     }
@@ -777,6 +901,10 @@ pump_response(struct cr_proxy *p)
     enum cr_http_event ev;
     size_t n;
 
+    if (p->flags & P_TUNNEL) {
+        tunnel_down(p);
+        return;
+    }
     while (cr_io_in_len(&uc->io) != 0) {
         if (cr_conn_output_full(p->c)) {
             p->flags |= P_UP_PAUSED;
@@ -843,6 +971,10 @@ cr_proxy_client_drained(struct cr_proxy *p)
 static void
 up_eof(struct cr_proxy *p)
 {
+    if (p->flags & P_TUNNEL) {
+        tunnel_end(p, "upstream closed");
+        return;
+    }
     /* a response delimited by the close ends here (RFC 9112 §6.3 item 8) */
     if (p->flags & P_RESP_BYTES) {
         p->flags |= P_UP_DIRTY;
@@ -872,6 +1004,12 @@ up_io(struct cr_upstream_conn *uc, unsigned r, void *arg)
             snprintf(why, sizeof(why), "connect: %s", strerror(uc->io.err));
             upstream_failed(p, 502, why, 1);
         }
+        return;
+    }
+    if ((p->flags & P_TUNNEL) && (r & (CR_IO_R_RTIMEOUT | CR_IO_R_WTIMEOUT
+                                       | CR_IO_R_ERROR)))
+    {
+        tunnel_end(p, (r & CR_IO_R_ERROR) ? "upstream error" : "idle timeout");
         return;
     }
     if (r & (CR_IO_R_RTIMEOUT | CR_IO_R_WTIMEOUT)) {

@@ -55,4 +55,14 @@ int  cr_proxy_resp_started(const struct cr_proxy *p);
 /* The client went away or failed: drop the upstream side and free <p>. */
 void cr_proxy_abort(struct cr_proxy *p, const char *why);
 
+/*
+ * A tunnel (after a 101): send what the client sent to the upstream.
+ * Returns -1 when the upstream is full: stop reading the client until
+ * cr_conn_pump() is called again.
+ */
+int cr_proxy_tunnel_up(struct cr_proxy *p);
+
+/* A tunnel's client closed its side: pass the half-close on. */
+void cr_proxy_tunnel_client_eof(struct cr_proxy *p);
+
 #endif /* CR_PROXY_H */

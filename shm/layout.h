@@ -90,7 +90,9 @@ struct cr_shm_hist {
     X(upstream_timeouts_total,     "upstream connect or read timeouts")         \
     X(upstream_retries_total,      "requests retried on another connection")    \
     X(parse_errors_total,          "malformed requests or responses")          \
-    X(connections_rejected_total,  "connections refused with 503 over max_connections")
+    X(connections_rejected_total,  "connections refused with 503 over max_connections") \
+    X(upgrades_total,              "connections switched to a tunnel after a 101") \
+    X(tunnels_active,              "tunnels (WebSocket and other upgrades) open now")
 
 enum cr_shm_counter {
 #define CR_SHM_X_ENUM(f, h) CR_SHM_C_##f,

@@ -59,13 +59,7 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 EOF
 
-python3 "$TEST_DIR/rawbackend.py" >> "$TEST_DIR/backend-raw.log" 2>&1 </dev/null &
-raw_pid=$!
-record backend "$raw_pid"
-_raw_up() { grep -q '^raw listening on 127\.0\.0\.1:[0-9]*$' "$TEST_DIR/backend-raw.log"; }
-wait_for 10 _raw_up || fail "raw backend did not start: $(tail -n 5 "$TEST_DIR/backend-raw.log")"
-rport=$(sed -n 's/^raw listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TEST_DIR/backend-raw.log" | head -n 1)
-port_open "$rport" || fail "raw backend not accepting on $rport"
+rport=$(start_script_backend raw "$TEST_DIR/rawbackend.py") || exit 1
 PORT=$(free_port)
 RAWLOG=$TEST_DIR/backend-raw.log
 export PORT RAWLOG

@@ -67,11 +67,7 @@ while True:
     threading.Thread(target=serve, args=(conn, n), daemon=True).start()
 EOF
 
-python3 "$TEST_DIR/rawka.py" >> "$TEST_DIR/backend-raw.log" 2>&1 </dev/null &
-record backend $!
-_raw_up() { grep -q '^raw listening on' "$TEST_DIR/backend-raw.log"; }
-wait_for 10 _raw_up || fail "raw upstream did not start"
-rport=$(sed -n 's/^raw listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TEST_DIR/backend-raw.log" | head -n 1)
+rport=$(start_script_backend raw "$TEST_DIR/rawka.py") || exit 1
 PORT=$(free_port)
 RAWLOG=$TEST_DIR/backend-raw.log
 export PORT RAWLOG

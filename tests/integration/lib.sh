@@ -338,6 +338,21 @@ start_backend() {
     fail "backend $name did not start (log: $(tail -n 5 "$TEST_DIR/backend-$name.log"))"
 }
 
+# start_script_backend NAME SCRIPT: run a python backend written by the
+# test, which prints "NAME listening on 127.0.0.1:PORT" to stderr once it
+# listens (on a port the kernel chose); print that port. Its log is
+# backend-NAME.log.
+start_script_backend() {
+    local name=$1 script=$2 log="$TEST_DIR/backend-$1.log" port
+    python3 "$script" >> "$log" 2>&1 </dev/null &
+    record backend $!
+    _script_up() { grep -q "^$1 listening on 127\.0\.0\.1:[0-9]*\$" "$2"; }
+    wait_for 10 _script_up "$name" "$log" || fail "backend $name did not start: $(tail -n 5 "$log")"
+    port=$(sed -n "s/^$name listening on 127\.0\.0\.1:\([0-9]*\)\$/\1/p" "$log" | head -n 1)
+    port_open "$port" || fail "backend $name not accepting on $port"
+    echo "$port"
+}
+
 # backend_log NAME
 backend_log() {
     echo "$TEST_DIR/backend-$1.log"
