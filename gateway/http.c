@@ -870,7 +870,7 @@ buf_reserve(struct cr_buf *b, size_t more)
 }
 
 void
-cr_buf_add(struct cr_buf *b, const char *s, size_t len)
+cr_buf_add_slow(struct cr_buf *b, const char *s, size_t len)
 {
     if (buf_reserve(b, len) == CR_OK) {
         memcpy(b->p + b->len, s, len);

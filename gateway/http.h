@@ -176,7 +176,19 @@ struct cr_buf {
     int         oom;        /* an append failed; contents are incomplete */
 };
 
-void cr_buf_add(struct cr_buf *b, const char *s, size_t len);
+void cr_buf_add_slow(struct cr_buf *b, const char *s, size_t len);
+
+/* Append; the common case (room left) inline, as heads are built from many pieces. */
+static inline void
+cr_buf_add(struct cr_buf *b, const char *s, size_t len)
+{
+    if (b->cap != 0 && b->len + len <= b->cap) {
+        memcpy(b->p + b->len, s, len);
+        b->len += len;
+        return;
+    }
+    cr_buf_add_slow(b, s, len);
+}
 /*
  * Dotted quad of <a> into <out> (at least 16 bytes). Made once per
  * request for X-Forwarded-For, so not with inet_ntop(), which costs a

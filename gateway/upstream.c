@@ -188,8 +188,7 @@ cr_upstream_idle_get(struct cr_upstream_server *srv)
             TAILQ_REMOVE(&pool->idle, uc, link);
             pool->nidle--;
             uc->idle = 0;
-            cr_io_set_timeouts(&uc->io, 0, 0);
-            return uc;
+            return uc;      /* the user sets its own timeouts at once */
         }
     }
     return NULL;
