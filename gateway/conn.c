@@ -144,6 +144,7 @@ void
 cr_conn_count_out(struct cr_conn *c, size_t n)
 {
     CR_STAT_ADD(client_bytes_out_total, n);
+    c->alog.bytes += n;
     if (c->route_row >= 0) {
         cr_shm_add(&cr_stats_route(c->route_row)->counters[CR_SHM_R_bytes_out_total], n);
     }
@@ -168,6 +169,12 @@ request_end(struct cr_conn *c)
     cr_shm_hist_add(&cr_stats_slot->request_time, us);
     if (c->resp_status == 0) {
         CR_STAT_INC(errors_499_total);
+    }
+    {
+        struct cr_access_entry e = { c->peer, &c->req, c->resp_status != 0 ? c->resp_status
+                                     : 499, us, &c->alog };
+
+        cr_access_log_request(&e);
     }
     if (c->route_row >= 0) {
         struct cr_shm_route_stats *rs = cr_stats_route(c->route_row);
@@ -485,6 +492,7 @@ on_head(struct cr_conn *c)
     c->req_start_us = cr_stats_now_us();
     c->resp_status = 0;
     c->route_row = -1;
+    cr_access_req_begin(&c->alog, &c->req);
     CR_STAT_INC(requests_total);
     CR_STAT_INC(requests_active);
     if (c->w->draining) {
@@ -502,6 +510,7 @@ on_head(struct cr_conn *c)
         return;
     }
     c->route_row = r->stats_row;
+    c->alog.route = r->name;
     if (c->route_row >= 0) {
         struct cr_shm_route_stats *rs = cr_stats_route(c->route_row);
 

@@ -271,6 +271,7 @@ build_request_head(struct cr_proxy *p)
         }
         cr_buf_addf(b, "%u.%u corral\r\n", hp->http_major, hp->http_minor);
     }
+    cr_access_req_add_header(&c->alog, b);      /* X-Request-Id we made */
     if (hp->flags & CR_HTTP_F_CHUNKED) {
         p->req_frame = FRAME_CHUNKED;
         cr_buf_adds(b, "Transfer-Encoding: chunked\r\n");
@@ -449,6 +450,7 @@ try_next(struct cr_proxy *p)
                 return;
             }
             srv_enter(p);
+            cr_access_req_upstream(&p->c->alog, p->srv->conf->addr.text);
             p->tried |= 1ULL << (p->srv->idx % 64);
             p->tries++;
             uc = cr_upstream_idle_get(p->srv);
@@ -725,6 +727,7 @@ resp_done(struct cr_proxy *p)
         evbuffer_add(bufferevent_get_output(p->c->bev), "0\r\n\r\n", 5);
     }
     p->flags |= P_RESP_DONE;
+    cr_access_req_upstream_done(&p->c->alog);
     if (evbuffer_get_length(bufferevent_get_input(p->uc->bev)) != 0) {
         p->flags |= P_UP_DIRTY;     /* bytes after the response: never reuse */
     }
