@@ -87,6 +87,17 @@ else
         fail "the shipped configuration with an existing user: $(cat check2.txt)"
 fi
 
+# the container image's and the Kubernetes ConfigMap's configurations too
+# (user corral exists in the image; here root stands in for it)
+sed 's/^user: corral$/user: root/' "$REPO_ROOT/packaging/container.yaml" > container.yaml
+root/usr/sbin/corral -t -c container.yaml > check3.txt 2>&1 ||
+    fail "packaging/container.yaml: $(cat check3.txt)"
+sed -n '/^  corral.yaml: |$/,$p' "$REPO_ROOT/packaging/k8s/configmap.yaml" | tail -n +2 |
+    sed -e 's/^    //' -e 's/^user: corral$/user: root/' > configmap.yaml
+grep -q '^listen:' configmap.yaml || fail "no configuration found in the ConfigMap"
+root/usr/sbin/corral -t -c configmap.yaml > check4.txt 2>&1 ||
+    fail "the ConfigMap's corral.yaml: $(cat check4.txt)"
+
 # -- versions and help ------------------------------------------------------------------------
 assert_match '^corral [0-9]+\.[0-9]+\.[0-9]+$' "$(root/usr/sbin/corral --version)" "corral --version"
 assert_match '^corralctl [0-9]+\.[0-9]+\.[0-9]+$' "$(root/usr/bin/corralctl --version)" \
