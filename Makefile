@@ -6,6 +6,9 @@
 #   make SANITIZE=address test    the same under ASan+UBSan with libc malloc
 #   make V=1        print full command lines
 #   make fuzz       build the libFuzzer targets and run each FUZZ_SECONDS (60)
+#   make deb        build the Debian package into build/ (packaging/debian)
+#   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, completion,
+#                   /etc/corral/corral.yaml (packaging/corral.yaml)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -47,7 +50,8 @@ endif
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := gcc make pkg-config libevent-dev libyaml-dev libjemalloc-dev \
             libcmocka-dev node-llhttp curl python3 iproute2 procps tmux prometheus \
-            clang libclang-rt-14-dev
+            clang libclang-rt-14-dev debhelper dpkg-dev lintian man-db groff-base \
+            adduser passwd util-linux
 
 CONF_SRC    := $(wildcard conf/*.c)
 GW_SRC      := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
@@ -71,7 +75,7 @@ FLAGS_FILE  := $(BUILD)/.flags
 FLAGS_NOW   := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(MALLOC)
 
 .PHONY: all deps run test test-unit test-integration bench install clean FORCE \
-        fuzz fuzz-build
+        fuzz fuzz-build deb
 
 all: $(BUILD)/corral $(if $(CTL_SRC),$(BUILD)/corralctl)
 
@@ -177,14 +181,40 @@ test-integration: all
 bench: all
 	bench/run.sh
 
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/corral
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/corral \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(BUILD)/corral $(DESTDIR)$(PREFIX)/sbin/corral
-	install -d $(DESTDIR)$(PREFIX)/bin
-	$(if $(CTL_SRC),install -m 0755 $(BUILD)/corralctl $(DESTDIR)$(PREFIX)/bin/corralctl)
-	install -m 0644 conf/corral.yaml $(DESTDIR)/etc/corral/corral.yaml
+	install -m 0755 $(BUILD)/corralctl $(DESTDIR)$(PREFIX)/bin/corralctl
+	install -m 0644 packaging/corral.yaml $(DESTDIR)/etc/corral/corral.yaml
+	install -m 0644 packaging/man/corral.8 packaging/man/corralctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 packaging/man/corral.yaml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 packaging/corralctl.bash-completion $(DESTDIR)$(BASHCOMPDIR)/corralctl
+
+# The Debian package: a copy of the sources with packaging/debian as
+# debian/ (plus the unit and logrotate file under the names debhelper
+# looks for), built by dpkg-buildpackage in a clean environment (our BUILD=
+# and make flags must not reach the staged build); the .deb lands in $(BUILD)/.
+DEB_VERSION := $(shell sed -n '1s/.*(\(.*\)).*/\1/p' packaging/debian/changelog)
+DEB_STAGE   := $(BUILD)/deb/corral-$(DEB_VERSION)
+DEB_SOURCES := Makefile LICENSE README.md conf gateway shm ctl packaging
+
+deb:
+	rm -rf $(BUILD)/deb
+	mkdir -p $(DEB_STAGE)
+	cp -r $(DEB_SOURCES) $(DEB_STAGE)/
+	cp -r packaging/debian $(DEB_STAGE)/debian
+	cp packaging/corral.service $(DEB_STAGE)/debian/corral.service
+	cp packaging/corral.logrotate $(DEB_STAGE)/debian/corral.logrotate
+	cd $(DEB_STAGE) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD \
+	    dpkg-buildpackage -us -uc -b
+	mv $(BUILD)/deb/corral_$(DEB_VERSION)_*.deb $(BUILD)/
+	@ls $(BUILD)/corral_$(DEB_VERSION)_*.deb
 
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path $(BUILD)/deb -prune -o -type f -name '*.d' -print 2>/dev/null)

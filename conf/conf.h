@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <regex.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "common.h"
 
@@ -41,6 +42,8 @@
 #define CR_CONF_DEFAULT_FAIL_TIMEOUT     10000      /* ms */
 #define CR_CONF_DEFAULT_MAX_FAILS        1
 #define CR_CONF_DEFAULT_STATS_MODE       0640
+#define CR_CONF_DEFAULT_LOG_BUFFER       (64 * 1024)
+#define CR_CONF_DEFAULT_LOG_FLUSH        1000       /* ms */
 
 /* A socket address as written ("127.0.0.1:8080", "[::1]:8080"). */
 struct cr_conf_addr {
@@ -160,6 +163,27 @@ struct cr_conf_route {
                                              * master, -1 = not counted */
 };
 
+enum cr_log_format {
+    CR_LOG_FORMAT_COMBINED = 0,         /* Apache/nginx "combined" + extras */
+    CR_LOG_FORMAT_JSON                  /* one JSON object per line */
+};
+
+/* access_log: one line per request, written by each worker. */
+struct cr_conf_access_log {
+    char                    *path;      /* file, or "stdout"; NULL = off */
+    enum cr_log_format       format;
+    uint64_t                 buffer;    /* bytes held before a write; 0 = none */
+    uint64_t                 flush_ms;  /* longest a line waits in the buffer */
+};
+
+/* user: / group: the identity workers and the admin process run as. */
+struct cr_conf_identity {
+    char                    *user;      /* NULL: keep the master's */
+    char                    *group;     /* NULL: the user's primary group */
+    uid_t                    uid;       /* valid if user != NULL */
+    gid_t                    gid;       /* valid if user != NULL or group != NULL */
+};
+
 struct cr_conf {
     char                    *path;          /* file it was loaded from */
     char                    *name;          /* instance name */
@@ -176,6 +200,8 @@ struct cr_conf {
     unsigned                 stats_mode;    /* shm segment permissions (0640) */
     int                      merge_slashes; /* "//" -> "/" in paths (true) */
     struct cr_conf_addr      admin;         /* admin listener; text NULL = off */
+    struct cr_conf_identity  identity;      /* user: / group: */
+    struct cr_conf_access_log access_log;
 };
 
 /* Every error of one load, each "file:line:col: message". */

@@ -20,6 +20,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -880,6 +882,108 @@ set_admin(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
 }
 
 /* ---------------------------------------------------------------------- */
+/* user:, group: and access_log:                                           */
+
+/*
+ * user: and group: are looked up when the file is loaded, so `corral -t`
+ * already says that a name does not exist on this host, with its position.
+ * A reload looks them up again (the account database may have changed).
+ */
+static void
+set_account(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+            const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    struct cr_conf_identity *id = CR_CONF_FIELD(obj, cmd, struct cr_conf_identity);
+    int           is_group = strcmp(cmd->key, "group") == 0;
+    const char   *s = cr_conf_node_text(val);
+    struct passwd pw, *pwres = NULL;
+    struct group  gr, *grres = NULL;
+    char          buf[8192];
+
+    (void) key;
+    if (s == NULL || val->len == 0) {
+        cr_conf_error(ld, val->mark, "\"%s\" must be a %s name, got %s", cmd->key, cmd->key,
+                      cr_conf_node_got(ld, val));
+        return;
+    }
+    if (is_group ? getgrnam_r(s, &gr, buf, sizeof(buf), &grres) != 0 || grres == NULL
+                 : getpwnam_r(s, &pw, buf, sizeof(buf), &pwres) != 0 || pwres == NULL)
+    {
+        cr_conf_error(ld, val->mark, "\"%s\" %s is not a %s on this system", cmd->key,
+                      cr_conf_quote(ld, s, val->len), cmd->key);
+        return;
+    }
+    if (is_group) {
+        free(id->group);
+        id->group = cr_conf_dup(ld, s, val->len);
+        id->gid = gr.gr_gid;
+        return;
+    }
+    free(id->user);
+    id->user = cr_conf_dup(ld, s, val->len);
+    id->uid = pw.pw_uid;
+    if (id->group == NULL) {
+        id->gid = pw.pw_gid;            /* group: overrides, in any order */
+    }
+}
+
+/* "stdout", or an absolute file name: a relative one would depend on cwd. */
+static void
+set_log_path(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+             const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    char      **field = CR_CONF_FIELD(obj, cmd, char *);
+    const char *s = cr_conf_node_text(val);
+
+    (void) key;
+    if (s == NULL || (strcmp(s, "stdout") != 0 && s[0] != '/') || strlen(s) != val->len) {
+        cr_conf_error(ld, val->mark, "\"%s\" must be \"stdout\" or an absolute file name, "
+                      "got %s", cmd->key, cr_conf_node_got(ld, val));
+        return;
+    }
+    free(*field);
+    *field = cr_conf_dup(ld, s, val->len);
+}
+
+static void
+set_log_format(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+               const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    const char *s = cr_conf_node_text(val);
+
+    (void) key;
+    if (s != NULL && strcmp(s, "combined") == 0) {
+        *CR_CONF_FIELD(obj, cmd, enum cr_log_format) = CR_LOG_FORMAT_COMBINED;
+    } else if (s != NULL && strcmp(s, "json") == 0) {
+        *CR_CONF_FIELD(obj, cmd, enum cr_log_format) = CR_LOG_FORMAT_JSON;
+    } else {
+        cr_conf_error(ld, val->mark, "\"%s\" must be combined or json, got %s", cmd->key,
+                      cr_conf_node_got(ld, val));
+    }
+}
+
+static const struct cr_conf_cmd access_log_cmds[] = {
+    { "path",   set_log_path,   offsetof(struct cr_conf_access_log, path), 0, 0 },
+    { "format", set_log_format, offsetof(struct cr_conf_access_log, format), 0, 0 },
+    { "buffer", set_size,       offsetof(struct cr_conf_access_log, buffer), 0, 16 << 20 },
+    { "flush",  set_duration,   offsetof(struct cr_conf_access_log, flush_ms), 1, 3600000 },
+    { NULL, NULL, 0, 0, 0 }
+};
+
+static void
+set_access_log(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+               const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
+{
+    struct cr_conf *conf = obj;
+
+    (void) key;
+    set_section(ld, cmd, val, access_log_cmds, &conf->access_log);
+    if (val->type == CR_CONF_NODE_MAP && cr_conf_node_get(val, "path") == NULL) {
+        cr_conf_error(ld, val->mark, "\"access_log\" has no \"path\" (a file or stdout)");
+    }
+}
+
+/* ---------------------------------------------------------------------- */
 /* The top level                                                           */
 
 static const struct cr_conf_cmd top_cmds[] = {
@@ -894,6 +998,9 @@ static const struct cr_conf_cmd top_cmds[] = {
     { "stats",         set_stats,          0, 0, 0 },
     { "merge_slashes", set_bool,           offsetof(struct cr_conf, merge_slashes), 0, 0 },
     { "admin",         set_admin,          0, 0, 0 },
+    { "user",          set_account,        offsetof(struct cr_conf, identity), 0, 0 },
+    { "group",         set_account,        offsetof(struct cr_conf, identity), 0, 0 },
+    { "access_log",    set_access_log,     0, 0, 0 },
     { NULL, NULL, 0, 0, 0 }
 };
 
@@ -903,6 +1010,8 @@ conf_defaults(struct cr_conf *conf)
     conf->workers = 0;
     conf->stats_mode = CR_CONF_DEFAULT_STATS_MODE;
     conf->merge_slashes = 1;
+    conf->access_log.buffer = CR_CONF_DEFAULT_LOG_BUFFER;
+    conf->access_log.flush_ms = CR_CONF_DEFAULT_LOG_FLUSH;
     conf->drain_timeout_ms = CR_CONF_DEFAULT_DRAIN_TIMEOUT;
     conf->limits.max_header_bytes = CR_CONF_DEFAULT_MAX_HEADER_BYTES;
     conf->limits.max_headers = CR_CONF_DEFAULT_MAX_HEADERS;
@@ -1098,6 +1207,9 @@ cr_conf_free(struct cr_conf *conf)
         return;
     }
     free(conf->admin.text);
+    free(conf->identity.user);
+    free(conf->identity.group);
+    free(conf->access_log.path);
     for (i = 0; i < conf->nlisten; i++) {
         free(conf->listen[i].addr.text);
     }

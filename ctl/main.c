@@ -77,7 +77,8 @@ static const struct command commands[] = {
       "Send SIGTERM (graceful stop; --fast: SIGQUIT) to the master and wait\n"
       "(default 10 s) for it to exit.\n" },
     { "reopen", O_NAME, "reopen",
-      "Send SIGUSR1 to the master: reopen its log files.\n" },
+      "Send SIGUSR1 to the master: it creates the access log file again (after\n"
+      "a rotation renamed it) and every worker reopens it.\n" },
     { "check", O_CONF, "check -c FILE",
       "Load and check a configuration file: prints \"FILE: ok\" (exit 0) or\n"
       "every error as file:line:column: message (exit 1).\n" },

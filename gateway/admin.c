@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "shm/shm.h"
 #include "admin.h"
 #include "log.h"
+#include "worker.h"
 
 struct admin {
     const struct cr_shm_header  *hdr;
@@ -166,6 +168,7 @@ cr_admin_run(const struct cr_conf *conf, const struct cr_shm_header *hdr)
     struct event *tick = NULL, *term = NULL;
     struct timeval one_s = { 1, 0 };
     int fd = -1, rc = CR_EXIT_SETUP;
+    char err[256];
 
     cr_log_set_role("admin");
     signal(SIGPIPE, SIG_IGN);
@@ -191,6 +194,10 @@ cr_admin_run(const struct cr_conf *conf, const struct cr_shm_header *hdr)
         goto done;
     }
     fd = -1;                                /* evhttp owns it now */
+    if (cr_worker_drop_privileges(conf, 0, err, sizeof(err)) != CR_OK) {
+        cr_log_error("admin: %s", err);
+        goto done;
+    }
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST
                                      | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(http, request_cb, &a);

@@ -171,6 +171,7 @@ void
 cr_conn_count_out(struct cr_conn *c, size_t n)
 {
     CR_STAT_ADD(client_bytes_out_total, n);
+    c->rq->alog.bytes += n;
     if (c->rq->route_row >= 0) {
         cr_shm_add(&cr_stats_route(c->rq->route_row)->counters[CR_SHM_R_bytes_out_total], n);
     }
@@ -196,6 +197,12 @@ request_end(struct cr_conn *c)
     cr_shm_hist_add(&cr_stats_slot->request_time, us);
     if (rq->resp_status == 0) {
         CR_STAT_INC(errors_499_total);
+    }
+    {
+        struct cr_access_entry e = { rq->peer, &rq->p, rq->resp_status != 0 ? rq->resp_status
+                                     : 499, us, &rq->alog };
+
+        cr_access_log_request(&e);
     }
     if (rq->route_row >= 0) {
         struct cr_shm_route_stats *rs = cr_stats_route(rq->route_row);
@@ -520,6 +527,7 @@ on_head(struct cr_conn *c)
     rq->start_us = cr_stats_now_us();
     rq->resp_status = 0;
     rq->route_row = -1;
+    cr_access_req_begin(&rq->alog, &rq->p);
     CR_STAT_INC(requests_total);
     CR_STAT_INC(requests_active);
     if (c->w->draining) {
@@ -537,6 +545,7 @@ on_head(struct cr_conn *c)
         return;
     }
     rq->route_row = r->stats_row;
+    rq->alog.route = r->name;
     if (rq->route_row >= 0) {
         struct cr_shm_route_stats *rs = cr_stats_route(rq->route_row);
 

@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "accesslog.h"
 #include "http.h"
 #include "io.h"
 #include "timer.h"
@@ -78,6 +79,7 @@ struct cr_req {
     uint64_t                 start_us;
     int                      resp_status;   /* final status sent, 0 = none */
     int                      route_row;     /* shm route row, -1 = none */
+    struct cr_access_req     alog;          /* access log fields, request id */
 };
 
 struct cr_conn {

@@ -47,6 +47,7 @@
 
 #include "conf/conf.h"
 #include "shm/shm.h"
+#include "accesslog.h"
 #include "admin.h"
 #include "log.h"
 #include "master.h"
@@ -393,7 +394,7 @@ static void
 child_reset(struct master *m)
 {
     static const int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT,
-                                SIGUSR1, SIGPIPE };
+                                SIGPIPE };
     struct sigaction sa;
     sigset_t none;
     size_t i;
@@ -406,6 +407,9 @@ child_reset(struct master *m)
     for (i = 0; i < CR_NELEM(sigs); i++) {
         sigaction(sigs[i], &sa, NULL);
     }
+    /* a reopen sent before the worker watches SIGUSR1 must not kill it */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGUSR1, &sa, NULL);
 
     /* a SIGKILLed master must not leave workers behind: they drain */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1) {
@@ -422,6 +426,57 @@ child_reset(struct master *m)
         }
     }
 
+}
+
+/*
+ * Give what the workers use to conf's user: and group: before they start:
+ * the stats segment (mode stats.mode, 0640 by default: corralctl works for
+ * that group and nobody else) and the access log file, created if missing.
+ * Only root can give files away; a master that is not root already runs as
+ * that user, which cr_worker_drop_privileges() checks. Returns CR_OK, or
+ * CR_ERR (logged).
+ */
+static int
+own_files(struct master *m, const struct cr_conf *conf)
+{
+    const struct cr_conf_identity *id = &conf->identity;
+    char err[256], path[sizeof(m->shm.path) + 16];
+
+    if (cr_worker_drop_privileges(conf, 1, err, sizeof(err)) != CR_OK) {
+        cr_log_error("%s", err);
+        return CR_ERR;
+    }
+    if (m->shm.hdr != NULL && (id->user != NULL || id->group != NULL) && geteuid() == 0) {
+        snprintf(path, sizeof(path), "/dev/shm%s", m->shm.path);
+        if (chown(path, id->user != NULL ? id->uid : (uid_t)-1, id->gid) == -1) {
+            cr_log_error("stats segment %s: chown: %s", path, strerror(errno));
+            return CR_ERR;
+        }
+    }
+    if (cr_access_log_prepare(conf, err, sizeof(err)) != CR_OK) {
+        cr_log_error("%s", err);
+        return CR_ERR;
+    }
+    return CR_OK;
+}
+
+/* SIGUSR1: new log files first, then every worker reopens its own. */
+static void
+reopen_logs(struct master *m)
+{
+    size_t i;
+
+    if (m->cur.conf->access_log.path == NULL) {
+        cr_log_notice("SIGUSR1: no access log to reopen");
+        return;
+    }
+    if (own_files(m, m->cur.conf) != CR_OK) {
+        return;
+    }
+    for (i = 0; i < m->nprocs; i++) {
+        kill(m->procs[i].pid, SIGUSR1);
+    }
+    cr_log_notice("SIGUSR1: %zu workers reopen %s", m->nprocs, m->cur.conf->access_log.path);
 }
 
 /*
@@ -667,6 +722,12 @@ reload(struct master *m)
                     "restart", m->cur.conf->name, conf->name);
     }
     assign_rows(m, conf);
+    if (own_files(m, conf) != CR_OK) {
+        publish_reload_failure(m, "cannot prepare the files workers use (see the log)");
+        cr_conf_free(conf);
+        cr_log_error("reload failed, keeping generation %u", m->cur.number);
+        return;
+    }
 
     if (gen_init(&m->next, conf, m->last_gen + 1) != CR_OK) {
         cr_log_error("reload: out of memory; keeping generation %u", m->cur.number);
@@ -987,7 +1048,7 @@ on_signal(struct master *m, int sig)
         begin_stop(m, SIGQUIT, m->phase == PHASE_STOPPING ? m->status : 0);
         break;
     case SIGUSR1:
-        cr_log_notice("SIGUSR1: reopen (no log files to reopen)");
+        reopen_logs(m);
         break;
     default:
         break;
@@ -1186,6 +1247,9 @@ cr_master_run(const char *path, struct cr_conf *conf)
         publish_config(&m, conf, m.cur.number);
         cr_log_info("stats segment /dev/shm%s: %zu bytes, %u slots", m.shm.path,
                     m.shm.size, m.shm.hdr->nslots);
+    }
+    if (own_files(&m, conf) != CR_OK) {
+        goto fail;
     }
 
     cr_log_notice("corral starting: %s, %u workers, generation %u", path,

@@ -290,6 +290,7 @@ build_request_head(struct cr_proxy *p)
         }
         add_via_self(b, hp);
     }
+    cr_access_req_add_header(&c->alog, b);      /* X-Request-Id we made */
     if (hp->flags & CR_HTTP_F_CHUNKED) {
         p->req_frame = FRAME_CHUNKED;
         cr_buf_adds(b, "Transfer-Encoding: chunked\r\n");
@@ -471,6 +472,7 @@ try_next(struct cr_proxy *p)
                 return;
             }
             srv_enter(p);
+            cr_access_req_upstream(&p->c->rq->alog, p->srv->conf->addr.text);
             p->tried |= 1ULL << (p->srv->idx % 64);
             p->tries++;
             uc = cr_upstream_idle_get(p->srv);
@@ -877,6 +879,7 @@ resp_done(struct cr_proxy *p)
         cr_io_write(&p->c->io, "0\r\n\r\n", 5);
     }
     p->flags |= P_RESP_DONE;
+    cr_access_req_upstream_done(&p->c->rq->alog);
     if (cr_io_in_len(&p->uc->io) != 0) {
         p->flags |= P_UP_DIRTY;     /* bytes after the response: never reuse */
     }

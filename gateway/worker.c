@@ -14,6 +14,7 @@
  *   SIGTERM    cr_worker_drain(): stop accepting, let conns finish, close
  *              what is left after drain_timeout_ms, leave the loop
  *   SIGQUIT    close every conn now and leave the loop
+ *   SIGUSR1    reopen the access log (the master created the new file)
  *   cleanup    listeners, pools, events, base; return w->exit_code
  *
  * SIGINT and SIGHUP are ignored: Ctrl-C reaches the whole process group and
@@ -21,7 +22,9 @@
  * early is an EPIPE on one connection, not the end of the worker.
  */
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +32,7 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "accesslog.h"
 #include "conn.h"
 #include "listener.h"
 #include "mem.h"
@@ -141,6 +145,65 @@ sigquit_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+/*
+ * Become conf's user: and group: (see worker.h). setgroups first, while we
+ * may; then the gid, then the uid, each for real, effective and saved ids,
+ * so nothing can switch back. A switch that cannot happen (not root) is an
+ * error unless we already are that user and group.
+ */
+int
+cr_worker_drop_privileges(const struct cr_conf *conf, int check_only, char *err,
+                          size_t errlen)
+{
+    const struct cr_conf_identity *id = &conf->identity;
+    uid_t uid = id->user != NULL ? id->uid : geteuid();
+    gid_t gid = id->gid;
+
+    if (id->user == NULL && id->group == NULL) {
+        return CR_OK;
+    }
+    if (getuid() == uid && geteuid() == uid && getgid() == gid && getegid() == gid) {
+        return CR_OK;                       /* already there */
+    }
+    if (geteuid() != 0) {
+        snprintf(err, errlen, "user %s, group %s: running as uid %d, gid %d; only root "
+                 "can switch", id->user != NULL ? id->user : "(unchanged)",
+                 id->group != NULL ? id->group : "(the user's)", (int)geteuid(),
+                 (int)getegid());
+        return CR_ERR;
+    }
+    if (check_only) {
+        return CR_OK;
+    }
+    if ((id->user != NULL ? initgroups(id->user, gid) : setgroups(1, &gid)) == -1) {
+        snprintf(err, errlen, "setgroups: %s", strerror(errno));
+        return CR_ERR;
+    }
+    if (setresgid(gid, gid, gid) == -1) {
+        snprintf(err, errlen, "setresgid(%d): %s", (int)gid, strerror(errno));
+        return CR_ERR;
+    }
+    if (id->user != NULL && setresuid(uid, uid, uid) == -1) {
+        snprintf(err, errlen, "setresuid(%d): %s", (int)uid, strerror(errno));
+        return CR_ERR;
+    }
+    if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+        snprintf(err, errlen, "could switch back to root after dropping privileges");
+        return CR_ERR;
+    }
+    return CR_OK;
+}
+
+/* SIGUSR1 from the master: it has prepared fresh log files. */
+static void
+sigusr1_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    cr_access_log_reopen();
+}
+
 /* Tell the master we listen; it waits for exactly one byte or EOF. */
 static void
 signal_ready(int fd)
@@ -161,7 +224,7 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
               int ready_fd, const struct cr_steer *steer)
 {
     struct cr_worker w;
-    struct event *ev_term = NULL, *ev_quit = NULL, *ev_mem = NULL;
+    struct event *ev_term = NULL, *ev_quit = NULL, *ev_usr1 = NULL, *ev_mem = NULL;
     char err[256];
     int proxy_ready = 0;
     size_t i;
@@ -199,10 +262,19 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
 
     ev_term = evsignal_new(w.base, SIGTERM, sigterm_cb, &w);
     ev_quit = evsignal_new(w.base, SIGQUIT, sigquit_cb, &w);
-    if (ev_term == NULL || ev_quit == NULL
-        || evsignal_add(ev_term, NULL) == -1 || evsignal_add(ev_quit, NULL) == -1)
+    ev_usr1 = evsignal_new(w.base, SIGUSR1, sigusr1_cb, &w);
+    if (ev_term == NULL || ev_quit == NULL || ev_usr1 == NULL
+        || evsignal_add(ev_term, NULL) == -1 || evsignal_add(ev_quit, NULL) == -1
+        || evsignal_add(ev_usr1, NULL) == -1)
     {
-        cr_log_error("cannot watch SIGTERM/SIGQUIT");
+        cr_log_error("cannot watch SIGTERM/SIGQUIT/SIGUSR1");
+        w.exit_code = CR_EXIT_SETUP;
+        goto fail;
+    }
+
+    err[0] = '\0';
+    if (cr_access_log_open(conf, w.base, err, sizeof(err)) != CR_OK) {
+        cr_log_error("%s", err);
         w.exit_code = CR_EXIT_SETUP;
         goto fail;
     }
@@ -241,6 +313,14 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
     w.listening = 1;
     w.steer = steer;
 
+    /* bound (ports below 1024 too) and logs open: now give up root */
+    err[0] = '\0';
+    if (cr_worker_drop_privileges(conf, 0, err, sizeof(err)) != CR_OK) {
+        cr_log_error("%s", err);
+        w.exit_code = CR_EXIT_SETUP;
+        goto fail;
+    }
+
     if (ready_fd != -1) {
         signal_ready(ready_fd);
         ready_fd = -1;
@@ -270,6 +350,10 @@ fail:
     }
     if (proxy_ready) {
         cr_proxy_worker_fini(&w);
+    }
+    cr_access_log_close();              /* after the conns: their lines too */
+    if (ev_usr1 != NULL) {
+        event_free(ev_usr1);
     }
     if (ev_term != NULL) {
         event_free(ev_term);

@@ -55,6 +55,16 @@ struct cr_worker {
 int cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
                   int ready_fd, const struct cr_steer *steer);
 
+/*
+ * Switch to conf's user: and group: for good (after binding, which is how a
+ * worker started or respawned by a root master still binds ports below
+ * 1024). With <check_only>, only say whether the switch is possible.
+ * Returns CR_OK (also when no user or group is configured), or CR_ERR with
+ * <err> filled.
+ */
+int cr_worker_drop_privileges(const struct cr_conf *conf, int check_only, char *err,
+                              size_t errlen);
+
 /* conn.c calls this after freeing a conn; ends the loop when draining is done. */
 void cr_worker_conn_closed(struct cr_worker *w);
 

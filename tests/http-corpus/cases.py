@@ -59,6 +59,8 @@ How corral re-frames a forwarded request (forwarded() below models it):
   - X-Forwarded-For (the client's non-empty values, then 127.0.0.1),
     X-Forwarded-Proto: http, X-Forwarded-Host (the Host used, if any),
     Via (the client's values, then "1.1 corral" or "1.0 corral");
+  - X-Request-Id: <32 hex digits> when the client's first X-Request-Id is
+    missing or empty (the runner writes REQUEST_ID in place of the digits);
   - Transfer-Encoding: chunked for a chunked body, Content-Length: N if the
     client sent a length (also 0), nothing otherwise;
   - for a bodyless HTTP/1.1 GET whose Connection lists "upgrade" and that
@@ -70,6 +72,9 @@ HOST = (b"Host", b"h.example")
 
 # Replaced by the runner with the upstream server's "127.0.0.1:PORT".
 UPSTREAM = b"<upstream>"
+
+# What the runner writes in place of a request id corral generated.
+REQUEST_ID = b"<request-id>"
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"te", b"trailer",
               b"transfer-encoding", b"upgrade", b"proxy-connection"}
@@ -205,6 +210,8 @@ def forwarded(method, target, fields=(HOST,), body=b"", framing=None, version=b"
         lines.append(b"X-Forwarded-Host: " + xfh)
     via = [v for n, v in fields if n.lower() == b"via" and v]
     lines.append(b"Via: " + b", ".join(via + [_b(version) + b" corral"]))
+    if not next((v for n, v in fields if n.lower() == b"x-request-id"), b""):
+        lines.append(b"X-Request-Id: " + REQUEST_ID)
     if framing == "chunked":
         lines.append(b"Transfer-Encoding: chunked")
     elif framing == "length":

@@ -465,6 +465,16 @@ test_conf_full_fixture_parses_every_feature(void **state)
     assert_int_equal(r->status, 308);
     assert_string_equal(r->location, "/elsewhere");
 
+    /* identity and access log */
+    assert_string_equal(c->identity.user, "root");
+    assert_string_equal(c->identity.group, "root");
+    assert_int_equal(c->identity.uid, 0);
+    assert_int_equal(c->identity.gid, 0);
+    assert_string_equal(c->access_log.path, "/var/log/corral/access.log");
+    assert_int_equal(c->access_log.format, CR_LOG_FORMAT_JSON);
+    assert_true(c->access_log.buffer == 0);
+    assert_true(c->access_log.flush_ms == 250);
+
     cr_conf_free(c);
 }
 
@@ -743,7 +753,8 @@ static const char *const bad_kinds[] = {
     "unknown-key", "dup-key", "type", "duration", "size", "limits", "address",
     "integer", "names", "unknown-upstream", "dup-upstream", "dup-route", "regex",
     "match", "headers", "no-action", "two-actions", "proxy-options", "no-servers",
-    "no-listen", "empty-listen", "redirect-location", "status", "multi",
+    "no-listen", "empty-listen", "redirect-location", "status", "multi", "user",
+    "access-log",
 };
 
 static void
