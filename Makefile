@@ -35,9 +35,9 @@ endif
 PKGS    := libevent yaml-0.1
 ifeq ($(MALLOC),jemalloc)
   PKGS  += jemalloc
-  CPPFLAGS += -DCR_JEMALLOC
+  MALLOC_DEFS := -DCR_JEMALLOC    # not for the fuzz build, which has no jemalloc
 endif
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(MALLOC_DEFS)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
