@@ -302,9 +302,8 @@ routes:
 class Target:
     """One running server: the backend, or a proxy in front of it."""
 
-    def __init__(self, name, port, proc, expect_children, corral_name=None):
+    def __init__(self, name, port, proc, corral_name=None):
         self.name, self.port, self.proc = name, port, proc
-        self.expect_children = expect_children
         self.corral_name = corral_name
 
     def pids(self):
@@ -351,7 +350,8 @@ class Lab:
         with open(os.path.join(d, fname), "w") as f:
             f.write(conf)
         p = self.procs.start(argv, cpu=cpu, stdout=logf, stderr=subprocess.STDOUT)
-        t = Target(kind, port, p, kids, corral_name)
+        logf.close()                # the child has its own descriptor
+        t = Target(kind, port, p, corral_name)
         end = time.monotonic() + 15
         while time.monotonic() < end:
             if p.poll() is not None:
