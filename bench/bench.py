@@ -265,10 +265,14 @@ http {
 
 
 def haproxy_conf(port, bport, maxconn):
-    # no `log` line: HAProxy logs nothing, as the others have no access log
+    # no `log` line: HAProxy logs nothing, as the others have no access log.
+    # `no strict-limits`: HAProxy sets aside 2 descriptors per connection and
+    # refuses to start if the fd limit is below that; the idle clients need
+    # one each (plus a few upstream), which the limit covers.
     return """global
     nbthread 2
     maxconn %(maxconn)d
+    no strict-limits
 defaults
     mode http
     maxconn %(maxconn)d
@@ -338,7 +342,7 @@ class Lab:
             conf = nginx_conf(d, port, bport, wc, self.nofile)
             argv, kids = ["nginx", "-p", d, "-c", "nginx.conf"], 2
         elif kind == "haproxy":
-            conf = haproxy_conf(port, bport, capacity + 1000)
+            conf = haproxy_conf(port, bport, capacity + 200)
             argv, kids = ["haproxy", "-W", "-f", os.path.join(d, "haproxy.cfg")], 1
         else:   # corral, or corral-nostats with its own binary
             corral_name = "bench%d-%d" % (os.getpid(), self.n)
@@ -798,7 +802,7 @@ def summary(results, agg):
                  "ceil(connections / 2 x 1.15) + %d per worker (each worker's share of the "
                  "clients, 15%% for reuseport's imbalance, plus its upstream keep-alive "
                  "connections): %d for the base, %d here, just above the need; HAProxy "
-                 "maxconn connections + 1000; corral max_connections = connections per "
+                 "maxconn connections + 200 (it counts client connections only); corral max_connections = connections per "
                  "worker." % (
                      Cfg.idle, MEMORY_BASE_CAPACITY, Cfg.idle, Cfg.idle, Cfg.idle,
                      UPSTREAM_KEEPALIVE, nginx_worker_connections(MEMORY_BASE_CAPACITY),
