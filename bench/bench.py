@@ -584,9 +584,11 @@ def syscalls(lab, results):
             t.pids(), argv=client, cpu=1,
             raw=os.path.join(lab.out, "raw", "syscalls-%s.perf.txt" % name))
         c = json.loads(out)
-        top = sorted(counts.items(), key=lambda kv: -kv[1])[:8]
+        # the syscalls made for at least 1 in 100 requests, the rest as "other"
+        top = [kv for kv in sorted(counts.items(), key=lambda kv: -kv[1])[:8]
+               if kv[1] >= n / 100]
         other = total - sum(v for _, v in top)
-        if other > 0:
+        if other >= n / 100:
             top.append(("other", other))
         results["syscalls"][name] = dict(
             requests=n, total=total, per_request=total / n, idle_per_s=idle_total,
