@@ -9,6 +9,8 @@
 #   make deb        build the Debian package into build/ (packaging/debian)
 #   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, completion,
 #                   /etc/corral/corral.yaml (packaging/corral.yaml)
+#   make bench      install the bench tools if missing, build, run bench/run.sh
+#                   (QUICK=1: a short pinned run; bench/README.md)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -53,6 +55,9 @@ DEB_PKGS := gcc make pkg-config libevent-dev libyaml-dev libjemalloc-dev \
             clang libclang-rt-14-dev debhelper dpkg-dev lintian man-db groff-base \
             adduser passwd util-linux
 
+# What `make bench` needs on top (bench/README.md); `make test` does not.
+BENCH_PKGS := wrk nginx-light haproxy gnuplot-nox linux-perf util-linux
+
 CONF_SRC    := $(wildcard conf/*.c)
 GW_SRC      := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 SHM_SRC     := $(wildcard shm/*.c)
@@ -74,7 +79,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FLAGS_FILE  := $(BUILD)/.flags
 FLAGS_NOW   := $(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(MALLOC)
 
-.PHONY: all deps run test test-unit test-integration bench install clean FORCE \
+.PHONY: all deps bench-deps run test test-unit test-integration bench install clean FORCE \
         fuzz fuzz-build deb
 
 all: $(BUILD)/corral $(if $(CTL_SRC),$(BUILD)/corralctl)
@@ -151,8 +156,9 @@ fuzz: deps
 	$(MAKE) fuzz-build
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call install_missing,PACKAGES): apt-get install those not installed yet
+define install_missing
+	@missing=""; for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
 	        || missing="$$missing $$p"; \
 	done; \
@@ -162,6 +168,13 @@ deps:
 	    $$SUDO apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+bench-deps:
+	$(call install_missing,$(BENCH_PKGS))
 
 run: deps
 	$(MAKE) all
@@ -178,8 +191,10 @@ test-integration: all
 	@CORRAL=$(abspath $(BUILD)/corral) CORRALCTL=$(abspath $(BUILD)/corralctl) \
 	    tests/integration/run.sh
 
-bench: all
-	bench/run.sh
+bench: deps bench-deps
+	$(MAKE) all
+	@CORRAL=$(abspath $(BUILD)/corral) CORRALCTL=$(abspath $(BUILD)/corralctl) \
+	    QUICK=$(QUICK) bench/run.sh
 
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
