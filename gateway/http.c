@@ -445,7 +445,8 @@ static int token_listed(const char *v, size_t vlen, const char *name, size_t len
 
 /*
  * A request that may switch protocols (RFC 9110 §7.8): HTTP/1.1, GET, no
- * body, an Upgrade header, and "upgrade" listed in Connection. Anything
+ * framing header at all, an Upgrade header, and "upgrade" listed in
+ * Connection. Anything
  * else asking for an upgrade is answered as a plain request.
  */
 static int
@@ -454,8 +455,7 @@ wants_upgrade(const struct cr_http_parser *hp)
     unsigned i;
 
     if (hp->http_minor != 1 || hp->method != HTTP_GET
-        || (hp->flags & (CR_HTTP_F_CHUNKED | CR_HTTP_F_TE))
-        || ((hp->flags & CR_HTTP_F_CLEN) && hp->content_length != 0)
+        || (hp->flags & (CR_HTTP_F_CHUNKED | CR_HTTP_F_TE | CR_HTTP_F_CLEN))
         || cr_http_find(hp, "upgrade") == NULL)
     {
         return 0;

@@ -78,6 +78,8 @@ struct cr_proxy {
     int                          client_keep;
     int                          last_status;   /* for the final error */
     uint64_t                     sent_us;       /* head queued upstream */
+    const char                  *move_start;    /* body bytes to move, not copy */
+    const char                  *move_end;
 };
 
 /* Counters of the server <p> is using now (a scratch row if none). */
@@ -778,12 +780,33 @@ queued:
     return nobody ? 1 : 0;
 }
 
+/*
+ * A piece of response body. With Content-Length framing on both sides the
+ * bytes go out as they came, so they are only noted here: pump_response()
+ * then moves them from the upstream's buffer to the client's with
+ * evbuffer_remove_buffer(), which hands over whole chains instead of
+ * copying them (a 16 KiB body is read and written, never memcpy'd).
+ */
 static int
 resp_body_cb(void *arg, const char *at, size_t len)
 {
     struct cr_proxy *p = arg;
 
     cr_conn_count_out(p->c, len);
+    if (p->resp_frame == FRAME_LENGTH && p->move_start != NULL) {
+        if (p->move_end == p->move_start || p->move_end == at) {
+            if (p->move_end == p->move_start) {
+                p->move_start = at;
+            }
+            p->move_end = at + len;
+            return 0;
+        }
+        /* not contiguous (never seen): copy what was noted, then this */
+        if (add_body(&p->c->io, 0, p->move_start, (size_t)(p->move_end - p->move_start)) == -1) {
+            return -1;
+        }
+        p->move_start = p->move_end = NULL;
+    }
     return add_body(&p->c->io, p->resp_frame == FRAME_CHUNKED, at, len);
 }
 
@@ -924,8 +947,36 @@ pump_response(struct cr_proxy *p)
         if (evbuffer_peek(uc->io.in, -1, NULL, &vec, 1) < 1) {
             break;
         }
+        p->move_start = p->move_end = vec.iov_base;   /* resp_body_cb may note */
         n = cr_http_parser_execute(&p->resp, vec.iov_base, vec.iov_len, &ev);
-        evbuffer_drain(uc->io.in, n);
+        if (p->move_start != NULL && p->move_end != p->move_start
+            && p->move_end == (const char *)vec.iov_base + n && ev != CR_HTTP_EV_ERROR)
+        {
+            size_t body = (size_t)(p->move_end - p->move_start);
+            struct evbuffer *out = cr_io_out(&p->c->io);
+
+            evbuffer_drain(uc->io.in, n - body);
+            if (out == NULL || evbuffer_remove_buffer(uc->io.in, out, body) != (int)body) {
+                p->move_start = p->move_end = NULL;
+                proxy_fail(p, 502, "out of memory");
+                return;
+            }
+            cr_io_flush_soon(&p->c->io);
+        } else if (p->move_start != NULL && p->move_end != p->move_start) {
+            /* noted bytes that do not end the consumed span (never seen) */
+            if (ev != CR_HTTP_EV_ERROR
+                && add_body(&p->c->io, 0, p->move_start,
+                            (size_t)(p->move_end - p->move_start)) == -1)
+            {
+                p->move_start = p->move_end = NULL;
+                proxy_fail(p, 502, "out of memory");
+                return;
+            }
+            evbuffer_drain(uc->io.in, n);
+        } else {
+            evbuffer_drain(uc->io.in, n);
+        }
+        p->move_start = p->move_end = NULL;
         CR_STAT_ADD(upstream_bytes_in_total, n);
         SRV_ADD(p, bytes_in_total, n);
         if (ev == CR_HTTP_EV_DONE) {

@@ -20,7 +20,8 @@
  *   U2 each is HTTP/1.1 in origin form (or OPTIONS *) with a normalised
  *      path, exactly one Host, at most one Content-Length, Transfer-Encoding
  *      only as a lone "chunked" and never with Content-Length, no
- *      hop-by-hop header but "Connection: close", the route's header rules
+ *      hop-by-hop header but "Connection: close" (or Upgrade with
+ *      "Connection: upgrade" for a GET without framing), the route's header rules
  *      applied (X-Debug removed, one "X-Env: prod"), one X-Forwarded-For,
  *      X-Forwarded-Proto and Via;
  *   U3 its method, query and decoded body are those of a request the client
@@ -405,6 +406,7 @@ struct up {
     struct cr_buf   value;
     int             pending;        /* name complete, header not checked yet */
     unsigned        nhost, ncl, nte, nconn, nenv, nxff, nxfp, nxfh, nvia;
+    unsigned        nupgrade, conn_upgrade;     /* an upgrade offered */
     struct cr_buf   body;
     int             method;
     enum answer     kind;
@@ -515,6 +517,7 @@ up_begin(llhttp_t *p)
     u->value.len = 0;
     u->pending = 0;
     u->nhost = u->ncl = u->nte = u->nconn = u->nenv = 0;
+    u->nupgrade = u->conn_upgrade = 0;
     u->nxff = u->nxfp = u->nxfh = u->nvia = 0;
     u->body.len = 0;
     u->method = -1;
@@ -539,7 +542,7 @@ up_check_header(struct up *u)
     const char *n = u->name.p, *v = u->value.p;
     size_t nl = u->name.len, vl = u->value.len;
     static const char *const banned[] = {
-        "keep-alive", "te", "trailer", "upgrade", "proxy-connection", "x-debug"
+        "keep-alive", "te", "trailer", "proxy-connection", "x-debug"
     };
     size_t i;
 
@@ -548,7 +551,9 @@ up_check_header(struct up *u)
             fail("U2: header %s forwarded upstream", banned[i]);
         }
     }
-    if (cr_http_name_eq(n, nl, "host")) {
+    if (cr_http_name_eq(n, nl, "upgrade")) {
+        u->nupgrade++;      /* only with Connection: upgrade (checked at the end) */
+    } else if (cr_http_name_eq(n, nl, "host")) {
         u->nhost++;
     } else if (cr_http_name_eq(n, nl, "content-length")) {
         u->ncl++;
@@ -559,7 +564,9 @@ up_check_header(struct up *u)
         }
     } else if (cr_http_name_eq(n, nl, "connection")) {
         u->nconn++;
-        if (!value_eq(v, vl, "close")) {
+        if (value_eq(v, vl, "upgrade")) {
+            u->conn_upgrade = 1;
+        } else if (!value_eq(v, vl, "close")) {
             fail("U2: Connection: %.*s forwarded upstream", (int)vl, v);
         }
     } else if (cr_http_name_eq(n, nl, "x-env")) {
@@ -701,6 +708,14 @@ up_headers(llhttp_t *p)
     }
     if (u->nhost != 1) {
         fail("U2: %u Host headers forwarded", u->nhost);
+    }
+    /* an upgrade is offered only for a bodyless GET, with Connection: upgrade */
+    if (u->nupgrade > 1 || u->nupgrade != u->conn_upgrade
+        || (u->nupgrade && (u->method != HTTP_GET || u->nte || u->ncl)))
+    {
+        fail("U2: Upgrade %u, Connection: upgrade %u, %s, Content-Length %u, "
+             "Transfer-Encoding %u", u->nupgrade, u->conn_upgrade,
+             llhttp_method_name((llhttp_method_t)u->method), u->ncl, u->nte);
     }
     if (u->ncl > 1 || u->nte > 1 || (u->ncl && u->nte)) {
         fail("U2: framing forwarded: %u Content-Length, %u Transfer-Encoding", u->ncl, u->nte);

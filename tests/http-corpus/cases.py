@@ -63,8 +63,9 @@ How corral re-frames a forwarded request (forwarded() below models it):
     missing or empty (the runner writes REQUEST_ID in place of the digits);
   - Transfer-Encoding: chunked for a chunked body, Content-Length: N if the
     client sent a length (also 0), nothing otherwise;
-  - for a bodyless HTTP/1.1 GET whose Connection lists "upgrade" and that
-    has an Upgrade field: Upgrade: <its value>, Connection: upgrade.
+  - for an HTTP/1.1 GET without framing fields whose Connection lists
+    "upgrade" and that has an Upgrade field: Upgrade: <its value>,
+    Connection: upgrade.
 """
 
 CRLF = b"\r\n"
@@ -216,11 +217,11 @@ def forwarded(method, target, fields=(HOST,), body=b"", framing=None, version=b"
         lines.append(b"Transfer-Encoding: chunked")
     elif framing == "length":
         lines.append(b"Content-Length: %d" % len(body))
-    # a bodyless HTTP/1.1 GET with Upgrade listed in Connection may become a
+    # an HTTP/1.1 GET without framing, Upgrade listed in Connection, may become a
     # tunnel: corral asks the upstream for the upgrade itself
     ups = [v for n, v in fields if n.lower() == b"upgrade"]
     if (_b(method) == b"GET" and _b(version) == b"1.1" and ups and b"upgrade" in named
-            and (framing == "none" or (framing == "length" and not body))):
+            and framing == "none"):
         lines.append(b"Upgrade: " + ups[0])
         lines.append(b"Connection: upgrade")
     return Req(CRLF.join(lines) + CRLF + CRLF, _b(body), framing == "chunked")
