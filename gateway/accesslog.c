@@ -455,6 +455,18 @@ mix(uint64_t x)
     return x;
 }
 
+/* <v> as 16 lower-case hex digits (once per request: no printf). */
+static void
+hex16(char *out, uint64_t v)
+{
+    int i;
+
+    for (i = 15; i >= 0; i--) {
+        out[i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    }
+}
+
 void
 cr_access_req_begin(struct cr_access_req *r, const struct cr_http_parser *hp)
 {
@@ -469,8 +481,9 @@ cr_access_req_begin(struct cr_access_req *r, const struct cr_http_parser *hp)
         return;
     }
     id_counter++;
-    snprintf(r->id, sizeof(r->id), "%016llx%016llx", (unsigned long long)mix(id_seed),
-             (unsigned long long)mix(id_seed ^ mix(id_counter)));
+    hex16(r->id, mix(id_seed));
+    hex16(r->id + 16, mix(id_seed ^ mix(id_counter)));
+    r->id[32] = '\0';
     r->id_generated = 1;
 }
 
@@ -494,6 +507,8 @@ void
 cr_access_req_add_header(const struct cr_access_req *r, struct cr_buf *b)
 {
     if (r->id_generated) {
-        cr_buf_addf(b, "X-Request-Id: %s\r\n", r->id);
+        cr_buf_adds(b, "X-Request-Id: ");
+        cr_buf_add(b, r->id, 32);
+        cr_buf_adds(b, "\r\n");
     }
 }

@@ -46,6 +46,16 @@ static void write_done(struct cr_conn *c);
 static void timer_fire(struct cr_timer *t);
 static int  body_cb(void *arg, const char *at, size_t len);
 
+/*
+ * Request states of finished requests, kept for the next ones: most
+ * requests then allocate nothing for their parser, arena or path.
+ */
+#define REQ_CACHE   32
+static struct cr_req *req_cache[REQ_CACHE];
+static unsigned req_ncached;
+
+static void req_destroy(struct cr_req *rq);
+
 static struct cr_conn *
 timer_conn(struct cr_timer *t)
 {
@@ -69,6 +79,9 @@ cr_conn_worker_fini(struct cr_worker *w)
 {
     int i;
 
+    while (req_ncached > 0) {
+        req_destroy(req_cache[--req_ncached]);
+    }
     for (i = CR_CONN_T_IDLE; i < CR_CONN_T_COUNT; i++) {
         cr_tlist_fini(&w->conn_timers[i]);
     }
@@ -91,17 +104,32 @@ static struct cr_req *
 req_new(struct cr_conn *c)
 {
     const struct cr_conf_limits *lim = &c->w->conf->limits;
-    struct cr_req *rq = calloc(1, sizeof(*rq));
+    struct cr_req *rq;
 
-    if (rq == NULL) {
-        return NULL;
+    if (req_ncached > 0) {
+        char *npath;
+        size_t npath_cap;
+
+        rq = req_cache[--req_ncached];
+        npath = rq->npath;
+        npath_cap = rq->npath_cap;
+        memset((char *)rq + offsetof(struct cr_req, limits), 0,
+               sizeof(*rq) - offsetof(struct cr_req, limits));
+        rq->npath = npath;
+        rq->npath_cap = npath_cap;
+        cr_http_parser_reuse(&rq->p, 1, &rq->limits, NULL, body_cb, c);
+    } else {
+        rq = calloc(1, sizeof(*rq));
+        if (rq == NULL) {
+            return NULL;
+        }
+        cr_http_parser_init(&rq->p, 1, &rq->limits, NULL, body_cb, c);
     }
     rq->limits.max_head_bytes = lim->max_header_bytes;
     rq->limits.max_headers = lim->max_headers;
     rq->limits.max_uri_bytes = lim->max_uri_bytes;
     rq->limits.max_body_bytes = lim->max_body_bytes;
     rq->route_row = -1;
-    cr_http_parser_init(&rq->p, 1, &rq->limits, NULL, body_cb, c);
     if (c->peer.sa.sa_family == AF_INET) {
         cr_http_format_ipv4(&c->peer.sin.sin_addr, rq->peer);
     } else if (c->peer.sa.sa_family == AF_INET6) {
@@ -113,14 +141,27 @@ req_new(struct cr_conn *c)
 }
 
 static void
+req_destroy(struct cr_req *rq)
+{
+    cr_http_parser_free(&rq->p);
+    free(rq->npath);
+    free(rq);
+}
+
+static void
 req_free(struct cr_conn *c)
 {
-    if (c->rq != NULL) {
-        cr_http_parser_free(&c->rq->p);
-        free(c->rq->npath);
-        free(c->rq);
-        c->rq = NULL;
+    struct cr_req *rq = c->rq;
+
+    if (rq == NULL) {
+        return;
     }
+    c->rq = NULL;
+    if (req_ncached < REQ_CACHE && rq->npath_cap <= 4096) {
+        req_cache[req_ncached++] = rq;
+        return;
+    }
+    req_destroy(rq);
 }
 
 const char *

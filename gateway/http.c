@@ -74,6 +74,32 @@ cr_http_parser_init(struct cr_http_parser *hp, int is_request,
 }
 
 void
+cr_http_parser_reuse(struct cr_http_parser *hp, int is_request,
+                     const struct cr_http_limits *limits,
+                     cr_http_head_cb *on_head, cr_http_body_cb *body_cb, void *arg)
+{
+    char *arena = hp->arena;
+    uint32_t arena_cap = hp->arena_cap;
+    struct cr_http_field *fields = hp->fields;
+    unsigned fields_cap = hp->fields_cap;
+
+    cr_http_parser_init(hp, is_request, limits, on_head, body_cb, arg);
+    /* keep buffers of the usual size; a huge head's go */
+    if (arena_cap <= ARENA_MIN * 4) {
+        hp->arena = arena;
+        hp->arena_cap = arena_cap;
+    } else {
+        free(arena);
+    }
+    if (fields_cap <= 64) {
+        hp->fields = fields;
+        hp->fields_cap = fields_cap;
+    } else {
+        free(fields);
+    }
+}
+
+void
 cr_http_parser_free(struct cr_http_parser *hp)
 {
     free(hp->arena);

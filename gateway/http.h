@@ -135,6 +135,11 @@ void cr_http_parser_init(struct cr_http_parser *hp, int is_request,
                          void *arg);
 void cr_http_parser_free(struct cr_http_parser *hp);
 
+/* cr_http_parser_init() on a used parser, keeping its buffers for reuse. */
+void cr_http_parser_reuse(struct cr_http_parser *hp, int is_request,
+                          const struct cr_http_limits *limits,
+                          cr_http_head_cb *on_head, cr_http_body_cb *body_cb, void *arg);
+
 /*
  * Feed <len> bytes. Returns how many were consumed and sets *<ev>. After
  * CR_HTTP_EV_HEAD, call cr_http_parser_resume() before feeding the body;

@@ -122,6 +122,47 @@ static int  resp_head_cb(void *arg);
 static int  resp_body_cb(void *arg, const char *at, size_t len);
 static void try_next(struct cr_proxy *p);
 
+/*
+ * Exchanges that ended, kept with their head buffer and response parser
+ * buffers: most requests then allocate none of these.
+ */
+#define PROXY_CACHE 32
+static struct cr_proxy *proxy_cache[PROXY_CACHE];
+static unsigned proxy_ncached;
+
+static void
+proxy_destroy(struct cr_proxy *p)
+{
+    cr_buf_free(&p->head);
+    cr_http_parser_free(&p->resp);
+    free(p);
+}
+
+/* A zeroed exchange, from the cache when there is one. */
+static struct cr_proxy *
+proxy_new(void)
+{
+    struct cr_proxy *p;
+    struct cr_buf head;
+    struct cr_http_parser resp;
+
+    if (proxy_ncached == 0) {
+        return calloc(1, sizeof(struct cr_proxy));
+    }
+    p = proxy_cache[--proxy_ncached];
+    head = p->head;
+    resp = p->resp;
+    memset(p, 0, sizeof(*p));
+    p->head.p = head.p;
+    p->head.cap = head.cap;
+    /* only the parser's buffers survive: cr_http_parser_reuse() keeps them */
+    p->resp.arena = resp.arena;
+    p->resp.arena_cap = resp.arena_cap;
+    p->resp.fields = resp.fields;
+    p->resp.fields_cap = resp.fields_cap;
+    return p;
+}
+
 int
 cr_proxy_worker_init(struct cr_worker *w, char *err, size_t errlen)
 {
@@ -132,6 +173,9 @@ void
 cr_proxy_worker_fini(struct cr_worker *w)
 {
     cr_upstream_pools_free(w);
+    while (proxy_ncached > 0) {
+        proxy_destroy(proxy_cache[--proxy_ncached]);
+    }
 }
 
 static int
@@ -337,10 +381,12 @@ proxy_free(struct cr_proxy *p, int reusable)
     if (p->flags & P_TUNNEL) {
         CR_STAT_DEC(tunnels_active);
     }
-    cr_buf_free(&p->head);
-    cr_http_parser_free(&p->resp);
     c->proxy = NULL;
-    free(p);
+    if (proxy_ncached < PROXY_CACHE && p->head.cap <= 8192) {
+        proxy_cache[proxy_ncached++] = p;   /* buffers kept for the next */
+        return c;
+    }
+    proxy_destroy(p);
     return c;
 }
 
@@ -384,7 +430,7 @@ cr_proxy_start(struct cr_conn *c, const struct cr_conf_route *route)
 {
     struct cr_proxy *p;
 
-    p = calloc(1, sizeof(*p));
+    p = proxy_new();
     if (p == NULL) {
         cr_conn_error(c, 503, "out of memory");
         return;
@@ -430,8 +476,7 @@ send_head(struct cr_proxy *p)
     p->flags &= ~(P_CONNECTING | P_RESP_BYTES);
     p->flags |= P_HEAD_SENT;
     p->uc->nreqs++;
-    cr_http_parser_free(&p->resp);
-    cr_http_parser_init(&p->resp, 0, &p->resp_limits, resp_head_cb, resp_body_cb, p);
+    cr_http_parser_reuse(&p->resp, 0, &p->resp_limits, resp_head_cb, resp_body_cb, p);
     set_timeouts(p, (p->flags & P_REQ_DONE) ? cu->read_timeout_ms : 0,
                  cu->read_timeout_ms);
     cr_io_write(&p->uc->io, p->head.p, p->head.len);
