@@ -16,6 +16,7 @@
 #include "conf/common.h"
 
 struct cr_conf;
+struct cr_conf_addr;
 struct cr_conf_route;
 
 #define CR_CONF_QUOTE_MAX   72      /* longest user text quoted in a message */
