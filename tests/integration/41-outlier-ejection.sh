@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# 41-outlier-ejection: passive outlier detection without any active check.
+# A killed backend fails its requests (retried on the other server, so no
+# client sees an error), is ejected for every worker at once, and the
+# ejection shows in `corralctl upstreams --json` (ejection.ejected, total)
+# and in the metrics; a server that keeps failing is ejected for twice as
+# long; with every server ejected, corral answers 503 at once.
+. "$(dirname "$0")/lib.sh"
+. "$LIB_DIR/ctl-lib.sh"
+need promtool
+
+b1=$(start_backend b1)
+b2=$(start_backend b2)
+PORT=$(free_port)
+export PORT
+CONF="$TEST_DIR/corral.yaml"
+cat > "$CONF" <<EOF
+workers: 2
+listen: [ "127.0.0.1:$PORT" ]
+upstreams:
+  app:
+    connect_timeout: 3s
+    retries: 1
+    outlier: { failures: 2, base_ejection: 3s, max_ejection: 1m }
+    servers: [ "127.0.0.1:$b1", "127.0.0.1:$b2" ]
+routes:
+  - { match: { path_prefix: / }, upstream: app }
+EOF
+start_corral "$CONF"
+wait_listeners "$PORT" 2 || fail "expected 2 LISTEN sockets on $PORT"
+
+# ejection PORT FIELD: a field of server 127.0.0.1:PORT's ejection{}
+ejection() {
+    "$CORRALCTL" upstreams --json --interval 0 > up.json 2>/dev/null || return 1
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+for s in json.load(open("up.json"))["servers"]:
+    if s["address"] == "127.0.0.1:" + sys.argv[1]:
+        v = s["ejection"][sys.argv[2]]
+        print(json.dumps(v) if isinstance(v, bool) else v)
+PY
+}
+
+newconn_requests 10 /who || fail "requests with both servers up"
+assert_eq false "$(ejection "$b2" ejected)" "b2 not ejected while up"
+assert_eq unknown "$(json_get up.json servers.1.health)" "no active checks: health unknown"
+
+# -- kill b2: requests keep working, b2 gets ejected ---------------------------------
+pid=$(listen_pids "$b2")
+is_ours backend "$pid" || fail "pid $pid on port $b2 is not our backend"
+kill -TERM "$pid"
+_gone() { ! port_open "$b2"; }
+wait_for 10 _gone || fail "b2 still listening"
+newconn_requests 30 /who || fail "a client saw an error while b2 was failing"
+assert_eq true "$(ejection "$b2" ejected)" "b2 ejected after its failures"
+assert_eq 1 "$(ejection "$b2" total)" "one ejection (shared by both workers)"
+rem=$(ejection "$b2" remaining_ms)
+[ "$rem" -gt 0 ] && [ "$rem" -le 3000 ] || fail "remaining_ms $rem, want 1..3000"
+ctl_ok upstreams --interval 0
+assert_match "127\.0\.0\.1:$b2 +[0-9]+ +unknown +[0-9.]+s " "$CTL_OUT" "EJECTED column of the table"
+ctl_ok metrics
+printf '%s\n' "$CTL_OUT" | promtool check metrics >/dev/null 2>promtool.err ||
+    fail "promtool: $(cat promtool.err)"
+assert_contains "$CTL_OUT" \
+    "corral_upstream_server_ejected{instance=\"$CORRAL_NAME\",upstream=\"app\",server=\"127.0.0.1:$b2\"} 1" \
+    "ejected gauge"
+assert_contains "$CTL_OUT" \
+    "corral_upstream_server_ejections_total{instance=\"$CORRAL_NAME\",upstream=\"app\",server=\"127.0.0.1:$b2\"} 1" \
+    "ejections counter"
+
+# -- still down when the ejection ends: ejected again, for twice as long -----------
+_back() { [ "$(ejection "$b2" ejected)" = false ]; }
+wait_for 10 _back || fail "b2 still ejected after 10 s"
+newconn_requests 20 /who || fail "a client saw an error while b2 failed again"
+assert_eq 2 "$(ejection "$b2" total)" "second ejection"
+assert_eq 2 "$(ejection "$b2" streak)" "two ejections in a row"
+rem=$(ejection "$b2" remaining_ms)
+[ "$rem" -gt 3000 ] && [ "$rem" -le 6000 ] || fail "second ejection: remaining_ms $rem, want 3001..6000"
+
+# -- every server ejected: 503 at once ------------------------------------------------
+pid=$(listen_pids "$b1")
+is_ours backend "$pid" || fail "pid $pid on port $b1 is not our backend"
+kill -TERM "$pid"
+wait_for 10 _gone || fail "b2 listening again"
+_b1_gone() { ! port_open "$b1"; }
+wait_for 10 _b1_gone || fail "b1 still listening"
+_all_ejected() {
+    http_code "http://127.0.0.1:$PORT/who" > code.txt
+    [ "$(ejection "$b1" ejected)" = true ]
+}
+wait_for 10 _all_ejected || fail "b1 never ejected"
+t0=$(now_ms)
+code=$(http_code "http://127.0.0.1:$PORT/who")
+took=$(( $(now_ms) - t0 ))
+assert_eq 503 "$code" "every server ejected"
+log "503 after ${took}ms (connect_timeout 3000ms)"
+[ "$took" -lt 1000 ] || fail "503 took ${took}ms"
+check_logs || exit 1
+log "ok"
