@@ -33,34 +33,19 @@ EOF
 start_corral "$CONF"
 wait_listeners "$PORT" 2 || fail "expected 2 LISTEN sockets on $PORT"
 
-# health_of PORT: the health of server 127.0.0.1:PORT as corralctl sees it
-health_of() {
-    "$CORRALCTL" upstreams --json --interval 0 > up.json 2>/dev/null || return 1
-    python3 - "$1" <<'PY'
-import json, sys
-for s in json.load(open("up.json"))["servers"]:
-    if s["address"] == "127.0.0.1:" + sys.argv[1]:
-        print(s["health"])
-PY
-}
-is_health() { [ "$(health_of "$1")" = "$2" ]; }
+is_health() { [ "$(server_json "$1" health)" = "$2" ]; }
 
 # changed_ms PORT: when the checker published the last up/down change of
-# 127.0.0.1:PORT (unix ms, from the last up.json). Measuring with it leaves
-# out how long this script takes to poll corralctl.
+# 127.0.0.1:PORT, in unix ms. Measuring with it leaves out how long this
+# script takes to poll corralctl.
 changed_ms() {
-    python3 - "$1" <<'PY'
-import json, sys
-for s in json.load(open("up.json"))["servers"]:
-    if s["address"] == "127.0.0.1:" + sys.argv[1]:
-        print(int(round(s["check"]["changed_time"] * 1000)))
-PY
+    python3 -c 'import sys; print(int(round(float(sys.argv[1]) * 1000)))' \
+        "$(server_json "$1" check.changed_time)"
 }
 
 wait_for 10 is_health "$b1" up || fail "b1 never up: $(cat up.json)"
 wait_for 10 is_health "$b2" up || fail "b2 never up: $(cat up.json)"
-json_get up.json servers.0.check > check.json
-assert_eq 200 "$(json_get check.json last_status)" "last check status"
+assert_eq 200 "$(server_json "$b1" check.last_status)" "last check status"
 
 # -- once per instance: count the checks b1 receives over 5 intervals --------
 checks_b1() { grep -c "^b1 GET /healthz$" "$(backend_log b1)"; }
@@ -73,18 +58,15 @@ log "b1 got $n health checks in 5 s with interval ${INTERVAL_MS}ms and 2 workers
 [ "$n" -le 7 ] || fail "health checks run more than once per instance: $n in 5 s"
 
 # -- kill b2: down within two intervals ----------------------------------------
-b2pid=$(listen_pids "$b2")
-is_ours backend "$b2pid" || fail "pid $b2pid on port $b2 is not our backend"
 t0=$(now_ms)
-kill -TERM "$b2pid"
+kill_backend "$b2"
 _b2_down() { is_health "$b2" down; }
 wait_for 10 _b2_down || fail "b2 not down after 10 s: $(cat up.json)"
 log "corralctl saw b2 down $(( $(now_ms) - t0 ))ms after the kill"
 took=$(( $(changed_ms "$b2") - t0 ))
 log "b2 published down ${took}ms after the kill"
 [ "$took" -le $((2 * INTERVAL_MS)) ] || fail "b2 down after ${took}ms, more than two intervals"
-json_get up.json servers.1.last_error > err.txt
-assert_contains "$(cat err.txt)" "connect" "last_error names the failed connect"
+assert_contains "$(server_json "$b2" last_error)" "connect" "last_error names the failed connect"
 
 # -- while b2 is down, every request goes to b1, and none fails -----------------
 PORT=$PORT py <<'PY' || exit 1
@@ -117,11 +99,8 @@ after=$(grep -c "^b2 GET /who$" "$(backend_log b2)")
 [ $((after - before)) -ge 5 ] || fail "b2 got $((after - before)) of 20 requests after it came back"
 
 # -- both down: 503 at once, not after a connect timeout ---------------------------
-for p in "$b1" "$b2"; do
-    pid=$(listen_pids "$p")
-    is_ours backend "$pid" || fail "pid $pid on port $p is not our backend"
-    kill -TERM "$pid"
-done
+kill_backend "$b1"
+kill_backend "$b2"
 _both_down() { is_health "$b1" down && is_health "$b2" down; }
 wait_for 10 _both_down || fail "both not down: $(cat up.json)"
 t0=$(now_ms)

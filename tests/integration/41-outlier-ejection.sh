@@ -29,28 +29,14 @@ EOF
 start_corral "$CONF"
 wait_listeners "$PORT" 2 || fail "expected 2 LISTEN sockets on $PORT"
 
-# ejection PORT FIELD: a field of server 127.0.0.1:PORT's ejection{}
-ejection() {
-    "$CORRALCTL" upstreams --json --interval 0 > up.json 2>/dev/null || return 1
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-for s in json.load(open("up.json"))["servers"]:
-    if s["address"] == "127.0.0.1:" + sys.argv[1]:
-        v = s["ejection"][sys.argv[2]]
-        print(json.dumps(v) if isinstance(v, bool) else v)
-PY
-}
+ejection() { server_json "$1" "ejection.$2"; }
 
 newconn_requests 10 /who || fail "requests with both servers up"
 assert_eq false "$(ejection "$b2" ejected)" "b2 not ejected while up"
 assert_eq unknown "$(json_get up.json servers.1.health)" "no active checks: health unknown"
 
 # -- kill b2: requests keep working, b2 gets ejected ---------------------------------
-pid=$(listen_pids "$b2")
-is_ours backend "$pid" || fail "pid $pid on port $b2 is not our backend"
-kill -TERM "$pid"
-_gone() { ! port_open "$b2"; }
-wait_for 10 _gone || fail "b2 still listening"
+kill_backend "$b2"
 newconn_requests 30 /who || fail "a client saw an error while b2 was failing"
 assert_eq true "$(ejection "$b2" ejected)" "b2 ejected after its failures"
 assert_eq 1 "$(ejection "$b2" total)" "one ejection (shared by both workers)"
@@ -78,12 +64,7 @@ rem=$(ejection "$b2" remaining_ms)
 [ "$rem" -gt 3000 ] && [ "$rem" -le 6000 ] || fail "second ejection: remaining_ms $rem, want 3001..6000"
 
 # -- every server ejected: 503 at once ------------------------------------------------
-pid=$(listen_pids "$b1")
-is_ours backend "$pid" || fail "pid $pid on port $b1 is not our backend"
-kill -TERM "$pid"
-wait_for 10 _gone || fail "b2 listening again"
-_b1_gone() { ! port_open "$b1"; }
-wait_for 10 _b1_gone || fail "b1 still listening"
+kill_backend "$b1"
 _all_ejected() {
     http_code "http://127.0.0.1:$PORT/who" > code.txt
     [ "$(ejection "$b1" ejected)" = true ]
