@@ -477,6 +477,7 @@ cr_upstream_server_failed(struct cr_upstream_server *srv, enum cr_upstream_fail 
     __atomic_store_n(&row->eject_streak, streak + 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&row->ejections_total, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&row->last_ejection_ms, unix_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&row->last_ejection_for_ms, d, __ATOMIC_RELAXED);
     __atomic_store_n(&row->fails, 0, __ATOMIC_RELAXED);
     cr_log_warn("upstream %s/%s: ejected for %llums after %u consecutive failures "
                 "(ejection %llu in a row)", cu->name, srv->conf->addr.text,

@@ -221,7 +221,8 @@ struct cr_shm_server {
     uint64_t            ejections_total;
     uint64_t            eject_streak;   /* ejections without a recovery between */
     uint64_t            last_ejection_ms;   /* unix ms, 0 = never */
-    uint64_t            pad1[3];
+    uint64_t            last_ejection_for_ms;   /* how long it lasts */
+    uint64_t            pad1[2];
 } __attribute__((aligned(CR_SHM_CACHELINE)));
 
 struct cr_shm_header {

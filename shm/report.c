@@ -873,6 +873,7 @@ cr_report_upstreams_json(struct cr_report_buf *b, const struct cr_report_in *in)
         jw_u64(&w, "total", s.sv->ejections_total);
         jw_u64(&w, "streak", s.sv->eject_streak);
         jw_num(&w, "last_time", (double)s.sv->last_ejection_ms / 1000.0);
+        jw_u64(&w, "last_duration_ms", s.sv->last_ejection_for_ms);
         jw_close(&w, '}');
         jw_close(&w, '}');
     }

@@ -82,7 +82,8 @@
  *       up/down change, 0 = never),
  *     ejection{}: ejected (bool), remaining_ms, consecutive_failures,
  *       total (ejections so far), streak (ejections in a row, which
- *       doubles the next one), last_time (unix s, 0 = never)
+ *       doubles the next one), last_time (unix s, 0 = never),
+ *       last_duration_ms (how long the last ejection lasts)
  *
  * ---- Prometheus text exposition (cr_report_prometheus), version 0.0.4 ----
  *

@@ -4,7 +4,8 @@
 # killed backend is "down" in `corralctl upstreams --json` within two
 # intervals, and no worker sends it requests while it is down (every
 # request is served by the other one); once it is back it is "up" again
-# within two intervals and gets traffic; with both down, corral answers
+# within two intervals and gets traffic; a reload keeps the verdicts (the
+# new checker carries on from them); with both down, corral answers
 # 503 at once, well within the connect timeout.
 . "$(dirname "$0")/lib.sh"
 . "$LIB_DIR/ctl-lib.sh"
@@ -80,6 +81,23 @@ for i in range(40):
     check(r.header("X-Backend") == "b1", "served by b1 while b2 is down", "b1",
           r.header("X-Backend"))
 PY
+
+# -- a reload keeps the verdicts: the new checker carries on from them ---------
+fails0=$(server_json "$b2" check.fails)
+ctl_ok status --json --interval 0
+echo "$CTL_OUT" > st.json
+gen0=$(json_get st.json generation)
+kill -HUP "$CORRAL_PID"
+_reloaded() {
+    "$CORRALCTL" status --json --interval 0 > st.json 2>/dev/null &&
+        [ "$(json_get st.json generation)" = $((gen0 + 1)) ]
+}
+wait_for 15 _reloaded || fail "no new generation after SIGHUP"
+assert_eq down "$(server_json "$b2" health)" "b2 still down right after the reload"
+_counted_on() { [ "$(server_json "$b2" check.fails)" -gt "$fails0" ]; }
+wait_for 10 _counted_on || fail "consecutive failures restarted from 0: $(cat up.json)"
+newconn_requests 20 /who || fail "requests right after the reload"
+assert_eq 0 "$(grep -c "^b2 GET /who$" "$(backend_log b2)")" "requests that reached b2 while down"
 
 # -- b2 back on its port: up within two intervals, and traffic returns -----------
 python3 "$LIB_DIR/backend.py" --port "$b2" --name b2 >> "$(backend_log b2)" 2>&1 </dev/null &

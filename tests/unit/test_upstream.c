@@ -532,6 +532,7 @@ test_upstream_repeated_ejection_doubles_up_to_max(void **state)
         assert_true(s0->row->ejected_until_ms >= now + want[i]);
         assert_true(s0->row->ejected_until_ms <= cr_upstream_now() + want[i]);
         assert_int_equal(s0->row->ejections_total, i + 1);
+        assert_int_equal(s0->row->last_ejection_for_ms, want[i]);
     }
     /* healthy for longer than the base time since: back to the base */
     s0->row->ejected_until_ms = cr_upstream_now() - 150;
