@@ -14,8 +14,7 @@
  * compare-and-swap on the row's ejected_until_ms. Every pick reads both, so
  * a verdict applies to the next request of every worker. A pool whose
  * servers are all down answers 503 at once instead of making every client
- * wait for a connect timeout. Passive detection never ejects the last
- * server left usable (two workers racing may, until the ejection ends).
+ * wait for a connect timeout.
  *
  * Idle keep-alive connections are watched while idle: any byte or EOF from
  * the server then means it closed or misbehaves, and the connection is
@@ -434,28 +433,6 @@ unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/*
- * Is there a server in <srv>'s pool, other than <srv>, that neither the
- * checker marked down nor a worker ejected?
- */
-static int
-has_other_usable(const struct cr_upstream_server *srv, uint64_t now)
-{
-    const struct cr_upstream_pool *pool = srv->pool;
-    size_t i;
-
-    for (i = 0; i < pool->nservers; i++) {
-        const struct cr_upstream_server *s = &pool->servers[i];
-
-        if (s != srv && __atomic_load_n(&s->row->health, __ATOMIC_RELAXED) != CR_SHM_HEALTH_DOWN
-            && !cr_upstream_server_ejected(s, now))
-        {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* How long the next ejection lasts: base << streak, at most max. */
 static uint64_t
 ejection_ms(const struct cr_conf_upstream *cu, uint64_t streak)
@@ -485,16 +462,6 @@ cr_upstream_server_failed(struct cr_upstream_server *srv, enum cr_upstream_fail 
     until = __atomic_load_n(&row->ejected_until_ms, __ATOMIC_ACQUIRE);
     if (now < until) {
         return;                 /* another worker ejected it already */
-    }
-    if (!has_other_usable(srv, now)) {
-        /*
-         * An outlier is a server doing worse than its peers. When every
-         * other one is out already, ejecting this one too would turn a
-         * passing overload into a pool-wide outage; Envoy caps ejections
-         * for the same reason. Down verdicts of active checks still empty
-         * a pool (503 at once); this one keeps being tried.
-         */
-        return;
     }
     streak = __atomic_load_n(&row->eject_streak, __ATOMIC_RELAXED);
     if (until == 0 || now >= until + cu->fail_timeout_ms) {

@@ -127,8 +127,7 @@ void cr_upstream_close(struct cr_upstream_conn *uc);
  * .failures consecutive failures eject <srv> for base_ejection, doubled for
  * each ejection that follows without the server working for base_ejection
  * in between, up to max_ejection. <kind> CR_UPSTREAM_FAIL_5XX counts only
- * with outlier.count_5xx. The last server of the pool that is neither down
- * nor ejected is never ejected: only active checks can empty a pool.
+ * with outlier.count_5xx.
  */
 void cr_upstream_server_failed(struct cr_upstream_server *srv, enum cr_upstream_fail kind);
 

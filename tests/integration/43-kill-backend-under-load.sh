@@ -22,6 +22,9 @@ upstreams:
     connect_timeout: 2s
     read_timeout: 10s
     retries: 1
+    # one slow connect to the surviving backend (a Python server with a
+    # listen backlog of 5, on a loaded machine) must not eject it
+    outlier: { failures: 3 }
     health: { path: /healthz, interval: 500ms, timeout: 400ms, fails: 1, passes: 1 }
     servers: [ "127.0.0.1:$b1", "127.0.0.1:$b2" ]
 routes:
