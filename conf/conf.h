@@ -41,6 +41,14 @@
 #define CR_CONF_DEFAULT_RETRIES          1
 #define CR_CONF_DEFAULT_FAIL_TIMEOUT     10000      /* ms */
 #define CR_CONF_DEFAULT_MAX_FAILS        1
+#define CR_CONF_DEFAULT_MAX_EJECTION     300000     /* ms */
+#define CR_CONF_DEFAULT_HEALTH_INTERVAL  5000       /* ms */
+#define CR_CONF_DEFAULT_HEALTH_TIMEOUT   2000       /* ms */
+#define CR_CONF_DEFAULT_HEALTH_FAILS     3
+#define CR_CONF_DEFAULT_HEALTH_PASSES    2
+#define CR_CONF_DEFAULT_RETRY_PERCENT    20
+#define CR_CONF_DEFAULT_RETRY_MIN_RATE   3          /* retries per second */
+#define CR_CONF_DEFAULT_QUEUE_TIMEOUT    1000       /* ms */
 #define CR_CONF_DEFAULT_STATS_MODE       0640
 #define CR_CONF_DEFAULT_LOG_BUFFER       (64 * 1024)
 #define CR_CONF_DEFAULT_LOG_FLUSH        1000       /* ms */
@@ -73,6 +81,8 @@ struct cr_conf_limits {
 struct cr_conf_server {
     struct cr_conf_addr      addr;
     unsigned                 weight;    /* >= 1, default 1 */
+    unsigned                 max_connections;   /* requests in flight per
+                                                 * worker; 0 = no limit */
     struct cr_mark           mark;
     int                      stats_row; /* shm server table row; set by the
                                          * master, -1 = not counted */
@@ -80,7 +90,71 @@ struct cr_conf_server {
 
 enum cr_balance {
     CR_BALANCE_ROUND_ROBIN = 0,         /* smooth weighted round robin */
-    CR_BALANCE_LEAST_CONN
+    CR_BALANCE_LEAST_CONN,              /* fewest in flight, all workers */
+    CR_BALANCE_RANDOM,                  /* power of two random choices */
+    CR_BALANCE_HASH                     /* consistent hash of a request key */
+};
+
+/* What balance: hash hashes. */
+enum cr_hash_on {
+    CR_HASH_CLIENT_ADDRESS = 0,         /* the client's IP address */
+    CR_HASH_HEADER,                     /* a request header's value */
+    CR_HASH_COOKIE                      /* a request cookie's value */
+};
+
+struct cr_conf_hash {
+    enum cr_hash_on          on;
+    char                    *name;      /* header or cookie name; NULL for
+                                         * the client address */
+};
+
+/* Active health checks ("health:"); path NULL = none configured. */
+struct cr_conf_health {
+    char                    *path;      /* GET target, starts with "/" */
+    uint64_t                 interval_ms;
+    uint64_t                 timeout_ms;    /* connect to status line */
+    unsigned                 fails;     /* consecutive failures -> down */
+    unsigned                 passes;    /* consecutive passes -> up */
+    unsigned                 status_lo; /* expect_status range, inclusive */
+    unsigned                 status_hi;
+};
+
+/*
+ * Passive outlier detection: <max_fails> consecutive failed exchanges
+ * eject a server for <fail_timeout_ms>, doubled on each ejection that
+ * follows without a recovery in between, up to <max_ejection_ms>.
+ * "max_fails" and "fail_timeout" are the older spellings of
+ * outlier.failures and outlier.base_ejection.
+ */
+struct cr_conf_outlier {
+    uint64_t                 max_ejection_ms;
+    int                      count_5xx; /* a 5xx response is a failure */
+};
+
+/* Bits of cr_conf_upstream.retry_on. */
+enum {
+    CR_RETRY_CONNECT = 1u << 0,         /* connect refused, failed, timed out */
+    CR_RETRY_RESET   = 1u << 1,         /* reset or closed before a response */
+    CR_RETRY_502     = 1u << 2,
+    CR_RETRY_503     = 1u << 3,
+    CR_RETRY_504     = 1u << 4
+};
+#define CR_RETRY_DEFAULT    (CR_RETRY_CONNECT | CR_RETRY_RESET)
+
+/*
+ * Retries allowed at any moment: <percent> of the requests in flight, but
+ * at least <min_per_s> per second (Envoy's retry budget), so a pool in
+ * trouble is not sent a multiple of its normal load.
+ */
+struct cr_conf_retry_budget {
+    unsigned                 percent;   /* 0..100 */
+    unsigned                 min_per_s;
+};
+
+/* Requests waiting for a server under max_connections. */
+struct cr_conf_queue {
+    unsigned                 size;      /* 0 = no queue: 503 at once */
+    uint64_t                 timeout_ms;    /* then 503 */
 };
 
 struct cr_conf_upstream {
@@ -92,6 +166,13 @@ struct cr_conf_upstream {
     unsigned                 retries;           /* extra tries on other servers */
     unsigned                 max_fails;         /* failures before a server is down */
     uint64_t                 fail_timeout_ms;   /* how long it then stays down */
+    struct cr_conf_outlier   outlier;
+    struct cr_conf_hash      hash;              /* balance: hash */
+    struct cr_conf_health    health;
+    unsigned                 retry_on;          /* CR_RETRY_* bits */
+    struct cr_conf_retry_budget retry_budget;
+    uint64_t                 try_timeout_ms;    /* one try; 0 = read_timeout only */
+    struct cr_conf_queue     queue;
     struct cr_conf_server   *servers;
     size_t                   nservers;          /* >= 1 */
     struct cr_mark           mark;

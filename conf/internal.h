@@ -16,6 +16,7 @@
 #include "conf/common.h"
 
 struct cr_conf;
+struct cr_conf_addr;
 struct cr_conf_route;
 
 #define CR_CONF_QUOTE_MAX   72      /* longest user text quoted in a message */
@@ -138,9 +139,29 @@ struct cr_conf_cmd {
 void cr_conf_walk(struct cr_conf_ld *ld, const struct cr_conf_node *map,
                   const struct cr_conf_cmd *cmds, void *obj, const char *where);
 
-/* Setters shared by the tables of load.c and route.c. */
+/* Setters shared by the tables of load.c, route.c and upstream.c. */
 cr_conf_set_fn cr_conf_set_name;
 cr_conf_set_fn cr_conf_set_int;
+cr_conf_set_fn cr_conf_set_uint;        /* unsigned within [min, max] */
+cr_conf_set_fn cr_conf_set_duration;    /* uint64_t ms within [min, max] */
+cr_conf_set_fn cr_conf_set_bool;        /* int 0 / 1 */
+cr_conf_set_fn cr_conf_set_addr;        /* struct cr_conf_addr */
+
+/*
+ * Parse the address in <val> into <addr>; <what> names it in the message
+ * ('"address"', '"servers" entry').
+ */
+void cr_conf_parse_addr_node(struct cr_conf_ld *ld, const char *what,
+                             const struct cr_conf_node *val, struct cr_conf_addr *addr);
+
+/*
+ * The value <val> of key <cmd> is a section: walk it with <cmds> on <obj>
+ * (<where> names it in messages). Null is an empty section; anything but
+ * a mapping is reported.
+ */
+void cr_conf_walk_section(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+                          const struct cr_conf_node *val, const struct cr_conf_cmd *cmds,
+                          void *obj, const char *where);
 
 /* malloc'd copy of <len> bytes of <s> plus a NUL; NULL after cr_conf_oom(). */
 char *cr_conf_dup(struct cr_conf_ld *ld, const char *s, size_t len);
@@ -181,6 +202,11 @@ cr_conf_set_fn cr_conf_set_routes;
 
 /* Free what <r> points to (not <r> itself). */
 void cr_conf_route_free(struct cr_conf_route *r);
+
+/* ---- upstreams (upstream.c) ---- */
+
+/* The setter of the top-level key "upstreams". */
+cr_conf_set_fn cr_conf_set_upstreams;
 
 /* ---- checks (check.c) ---- */
 

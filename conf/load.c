@@ -5,7 +5,7 @@
  * Owns the file's bytes while it is parsed, the error list, and the struct
  * cr_conf being filled (handed to the caller on success, freed on
  * failure). tree.c turns the bytes into nodes that keep their marks;
- * route.c handles the "routes" list; check.c does what needs the whole
+ * route.c handles the "routes" list, upstream.c the "upstreams" map; check.c does what needs the whole
  * tree (unknown upstreams, duplicate names).
  *
  * The tree is walked with tables of {key, setter, offset, min, max} in the
@@ -370,8 +370,8 @@ get_uint(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd, const struct cr_c
     return CR_OK;
 }
 
-static void
-set_uint(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+void
+cr_conf_set_uint(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
          const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
 {
     uint64_t v;
@@ -416,8 +416,8 @@ set_workers(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
     *CR_CONF_FIELD(obj, cmd, unsigned) = (unsigned) v;
 }
 
-static void
-set_duration(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+void
+cr_conf_set_duration(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
              const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
 {
     const char *s = cr_conf_node_text(val);
@@ -479,8 +479,8 @@ set_size(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
  * ('"address"', '"servers" entry'). A host name that is not "localhost"
  * gets a hint, since names are not resolved.
  */
-static void
-parse_addr(struct cr_conf_ld *ld, const char *what, const struct cr_conf_node *val,
+void
+cr_conf_parse_addr_node(struct cr_conf_ld *ld, const char *what, const struct cr_conf_node *val,
            struct cr_conf_addr *addr)
 {
     const char *s = cr_conf_node_text(val);
@@ -505,39 +505,22 @@ parse_addr(struct cr_conf_ld *ld, const char *what, const struct cr_conf_node *v
                   named ? " (host names other than localhost are not looked up)" : "");
 }
 
-static void
-set_addr(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+void
+cr_conf_set_addr(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
          const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
 {
     char what[64];
 
     (void) key;
     snprintf(what, sizeof(what), "\"%s\"", cmd->key);
-    parse_addr(ld, what, val, CR_CONF_FIELD(obj, cmd, struct cr_conf_addr));
-}
-
-static void
-set_balance(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
-            const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
-{
-    const char *s = cr_conf_node_text(val);
-
-    (void) key;
-    if (s != NULL && strcmp(s, "round_robin") == 0) {
-        *CR_CONF_FIELD(obj, cmd, enum cr_balance) = CR_BALANCE_ROUND_ROBIN;
-    } else if (s != NULL && strcmp(s, "least_conn") == 0) {
-        *CR_CONF_FIELD(obj, cmd, enum cr_balance) = CR_BALANCE_LEAST_CONN;
-    } else {
-        cr_conf_error(ld, val->mark, "\"%s\" must be \"round_robin\" or \"least_conn\", got %s",
-                      cmd->key, cr_conf_node_got(ld, val));
-    }
+    cr_conf_parse_addr_node(ld, what, val, CR_CONF_FIELD(obj, cmd, struct cr_conf_addr));
 }
 
 /* ---------------------------------------------------------------------- */
 /* Listen, limits, upstreams                                               */
 
 static const struct cr_conf_cmd listen_cmds[] = {
-    { "address", set_addr, offsetof(struct cr_conf_listen, addr), 0, 0 },
+    { "address", cr_conf_set_addr, offsetof(struct cr_conf_listen, addr), 0, 0 },
     { "backlog", cr_conf_set_int,  offsetof(struct cr_conf_listen, backlog), 1, 65535 },
     { NULL, NULL, 0, 0, 0 }
 };
@@ -569,7 +552,7 @@ set_listen(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
         l->backlog = CR_CONF_DEFAULT_BACKLOG;
         l->mark = item->mark;
         if (item->type == CR_CONF_NODE_SCALAR) {
-            parse_addr(ld, "\"listen\" entry", item, &l->addr);
+            cr_conf_parse_addr_node(ld, "\"listen\" entry", item, &l->addr);
         } else if (item->type == CR_CONF_NODE_MAP) {
             cr_conf_walk(ld, item, listen_cmds, l, "a \"listen\" entry");
             if (cr_conf_node_get(item, "address") == NULL) {
@@ -582,24 +565,24 @@ set_listen(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
 }
 
 static const struct cr_conf_cmd limits_cmds[] = {
-    { "max_header_bytes", set_size,     offsetof(struct cr_conf_limits, max_header_bytes),
+    { "max_header_bytes", set_size,             offsetof(struct cr_conf_limits, max_header_bytes),
       1024, 1024 * 1024 },
-    { "max_headers",      set_uint,     offsetof(struct cr_conf_limits, max_headers),
+    { "max_headers",      cr_conf_set_uint,     offsetof(struct cr_conf_limits, max_headers),
       1, 10000 },
-    { "max_uri_bytes",    set_size,     offsetof(struct cr_conf_limits, max_uri_bytes),
+    { "max_uri_bytes",    set_size,             offsetof(struct cr_conf_limits, max_uri_bytes),
       1, 1024 * 1024 },
-    { "max_body_bytes",   set_size,     offsetof(struct cr_conf_limits, max_body_bytes),
+    { "max_body_bytes",   set_size,             offsetof(struct cr_conf_limits, max_body_bytes),
       0, CR_CONF_NO_MAX },
-    { "max_connections",  set_uint,     offsetof(struct cr_conf_limits, max_connections),
+    { "max_connections",  cr_conf_set_uint,     offsetof(struct cr_conf_limits, max_connections),
       1, 1000000 },
-    { "header_timeout",   set_duration, offsetof(struct cr_conf_limits, header_timeout_ms),
-      1, CR_CONF_NO_MAX },
-    { "idle_timeout",     set_duration, offsetof(struct cr_conf_limits, idle_timeout_ms),
-      1, CR_CONF_NO_MAX },
-    { "send_timeout",     set_duration, offsetof(struct cr_conf_limits, send_timeout_ms),
-      1, CR_CONF_NO_MAX },
-    { "body_timeout",     set_duration, offsetof(struct cr_conf_limits, body_timeout_ms),
-      1, CR_CONF_NO_MAX },
+    { "header_timeout",   cr_conf_set_duration,
+      offsetof(struct cr_conf_limits, header_timeout_ms), 1, CR_CONF_NO_MAX },
+    { "idle_timeout",     cr_conf_set_duration,
+      offsetof(struct cr_conf_limits, idle_timeout_ms), 1, CR_CONF_NO_MAX },
+    { "send_timeout",     cr_conf_set_duration,
+      offsetof(struct cr_conf_limits, send_timeout_ms), 1, CR_CONF_NO_MAX },
+    { "body_timeout",     cr_conf_set_duration,
+      offsetof(struct cr_conf_limits, body_timeout_ms), 1, CR_CONF_NO_MAX },
     { NULL, NULL, 0, 0, 0 }
 };
 
@@ -640,145 +623,6 @@ set_limits(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
     }
 }
 
-static const struct cr_conf_cmd server_cmds[] = {
-    { "address", set_addr, offsetof(struct cr_conf_server, addr), 0, 0 },
-    { "weight",  set_uint, offsetof(struct cr_conf_server, weight), 1, 1000 },
-    { NULL, NULL, 0, 0, 0 }
-};
-
-static void
-set_servers(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
-            const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
-{
-    struct cr_conf_upstream *u = obj;
-    char                     where[128];
-    size_t                   i;
-
-    (void) key;
-    if (val->type != CR_CONF_NODE_SEQ) {
-        cr_conf_error(ld, val->mark, "\"%s\" must be a list", cmd->key);
-        return;
-    }
-    if (val->n == 0) {
-        cr_conf_error(ld, val->mark, "%s has no servers", ld->label);
-        return;
-    }
-    u->servers = cr_conf_alloc(ld, val->n, sizeof(*u->servers));
-    if (u->servers == NULL) {
-        return;
-    }
-    snprintf(where, sizeof(where), "a \"servers\" entry of %s", ld->label);
-    for (i = 0; i < val->n; i++) {
-        const struct cr_conf_node *item = val->kids[i];
-        struct cr_conf_server     *s = &u->servers[u->nservers++];
-
-        s->weight = 1;
-        s->mark = item->mark;
-        if (item->type == CR_CONF_NODE_SCALAR) {
-            parse_addr(ld, "\"servers\" entry", item, &s->addr);
-        } else if (item->type == CR_CONF_NODE_MAP) {
-            cr_conf_walk(ld, item, server_cmds, s, where);
-            if (cr_conf_node_get(item, "address") == NULL) {
-                cr_conf_error(ld, item->mark, "\"servers\" entry has no \"address\"");
-            }
-        } else if (item->type != CR_CONF_NODE_BAD) {
-            cr_conf_error(ld, item->mark, "\"servers\" entry must be an address or a mapping");
-        }
-    }
-}
-
-static const struct cr_conf_cmd upstream_cmds[] = {
-    { "balance",         set_balance,  offsetof(struct cr_conf_upstream, balance), 0, 0 },
-    { "keepalive",       set_uint,     offsetof(struct cr_conf_upstream, keepalive), 0, 10000 },
-    { "connect_timeout", set_duration, offsetof(struct cr_conf_upstream, connect_timeout_ms),
-      1, CR_CONF_NO_MAX },
-    { "read_timeout",    set_duration, offsetof(struct cr_conf_upstream, read_timeout_ms),
-      1, CR_CONF_NO_MAX },
-    { "retries",         set_uint,     offsetof(struct cr_conf_upstream, retries), 0, 100 },
-    { "max_fails",       set_uint,     offsetof(struct cr_conf_upstream, max_fails), 0, 1000 },
-    { "fail_timeout",    set_duration, offsetof(struct cr_conf_upstream, fail_timeout_ms),
-      1, CR_CONF_NO_MAX },
-    { "servers",         set_servers,  0, 0, 0 },
-    { NULL, NULL, 0, 0, 0 }
-};
-
-static void
-upstream_defaults(struct cr_conf_upstream *u)
-{
-    u->balance = CR_BALANCE_ROUND_ROBIN;
-    u->keepalive = CR_CONF_DEFAULT_KEEPALIVE;
-    u->connect_timeout_ms = CR_CONF_DEFAULT_CONNECT_TIMEOUT;
-    u->read_timeout_ms = CR_CONF_DEFAULT_READ_TIMEOUT;
-    u->retries = CR_CONF_DEFAULT_RETRIES;
-    u->max_fails = CR_CONF_DEFAULT_MAX_FAILS;
-    u->fail_timeout_ms = CR_CONF_DEFAULT_FAIL_TIMEOUT;
-}
-
-/*
- * "upstreams" maps names to pools. Every key becomes a pool, even a
- * duplicate or a badly named one, so routes that use it are not reported
- * as using an unknown upstream; check.c reports duplicates.
- */
-static void
-set_upstreams(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
-              const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
-{
-    struct cr_conf *conf = obj;
-    size_t          i;
-
-    (void) key;
-    if (cr_conf_node_null(val)) {
-        return;     /* an empty section: every entry commented out */
-    }
-    if (val->type != CR_CONF_NODE_MAP) {
-        cr_conf_error(ld, val->mark, "\"%s\" must be a mapping", cmd->key);
-        return;
-    }
-    conf->upstreams = cr_conf_alloc(ld, val->n / 2, sizeof(*conf->upstreams));
-    if (conf->upstreams == NULL) {
-        return;
-    }
-    for (i = 0; i + 1 < val->n; i += 2) {
-        const struct cr_conf_node *name = val->kids[i];
-        const struct cr_conf_node *body = val->kids[i + 1];
-        struct cr_conf_upstream   *u;
-        char                       label[CR_CONF_QUOTE_MAX + 32];
-
-        if (name->type == CR_CONF_NODE_BAD) {
-            continue;
-        }
-        if (cr_conf_node_text(name) == NULL) {
-            cr_conf_error(ld, name->mark, "upstream names must be strings, got %s",
-                          cr_conf_node_got(ld, name));
-            continue;
-        }
-        u = &conf->upstreams[conf->nupstreams++];
-        upstream_defaults(u);
-        u->mark = name->mark;
-        u->name = cr_conf_dup(ld, name->s, name->len);
-        snprintf(label, sizeof(label), "upstream %s", cr_conf_quote(ld, name->s, name->len));
-        if (cr_conf_is_name(name->s, name->len) == 0) {
-            cr_conf_error(ld, name->mark,
-                          "upstream name %s must be 1 to %d letters, digits, \".\", \"_\" "
-                          "or \"-\"",
-                          cr_conf_quote(ld, name->s, name->len), CR_CONF_NAME_MAX);
-        }
-        if (body->type == CR_CONF_NODE_BAD) {
-            continue;
-        }
-        if (body->type != CR_CONF_NODE_MAP) {
-            cr_conf_error(ld, body->mark, "%s must be a mapping", label);
-            continue;
-        }
-        ld->label = label;
-        cr_conf_walk(ld, body, upstream_cmds, u, label);
-        if (cr_conf_node_get(body, "servers") == NULL) {
-            cr_conf_error(ld, name->mark, "%s has no servers", label);
-        }
-        ld->label = NULL;
-    }
-}
-
 /* ---------------------------------------------------------------------- */
 /* stats: and admin:                                                        */
 
@@ -806,8 +650,8 @@ set_mode(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
 }
 
 /* true / false (YAML 1.2 core schema spellings). */
-static void
-set_bool(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+void
+cr_conf_set_bool(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
          const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
 {
     const char *s = cr_conf_node_text(val);
@@ -838,7 +682,7 @@ set_admin_address(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
 {
     (void) cmd;
     (void) key;
-    parse_addr(ld, "\"admin\" address", val, (struct cr_conf_addr *) obj);
+    cr_conf_parse_addr_node(ld, "\"admin\" address", val, (struct cr_conf_addr *) obj);
 }
 
 static const struct cr_conf_cmd admin_cmds[] = {
@@ -846,9 +690,10 @@ static const struct cr_conf_cmd admin_cmds[] = {
     { NULL, NULL, 0, 0, 0 }
 };
 
-static void
-set_section(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
-            const struct cr_conf_node *val, const struct cr_conf_cmd *cmds, void *obj)
+void
+cr_conf_walk_section(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
+                     const struct cr_conf_node *val, const struct cr_conf_cmd *cmds, void *obj,
+                     const char *where)
 {
     if (cr_conf_node_null(val)) {
         return;
@@ -857,7 +702,7 @@ set_section(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
         cr_conf_error(ld, val->mark, "\"%s\" must be a mapping", cmd->key);
         return;
     }
-    cr_conf_walk(ld, val, cmds, obj, cmd->key);
+    cr_conf_walk(ld, val, cmds, obj, where);
 }
 
 static void
@@ -865,7 +710,7 @@ set_stats(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
           const struct cr_conf_node *key, const struct cr_conf_node *val, void *obj)
 {
     (void) key;
-    set_section(ld, cmd, val, stats_cmds, obj);
+    cr_conf_walk_section(ld, cmd, val, stats_cmds, obj, cmd->key);
 }
 
 static void
@@ -875,7 +720,7 @@ set_admin(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
     struct cr_conf *conf = obj;
 
     (void) key;
-    set_section(ld, cmd, val, admin_cmds, &conf->admin);
+    cr_conf_walk_section(ld, cmd, val, admin_cmds, &conf->admin, cmd->key);
     if (val->type == CR_CONF_NODE_MAP && cr_conf_node_get(val, "address") == NULL) {
         cr_conf_error(ld, val->mark, "\"admin\" has no \"address\"");
     }
@@ -966,7 +811,7 @@ static const struct cr_conf_cmd access_log_cmds[] = {
     { "path",   set_log_path,   offsetof(struct cr_conf_access_log, path), 0, 0 },
     { "format", set_log_format, offsetof(struct cr_conf_access_log, format), 0, 0 },
     { "buffer", set_size,       offsetof(struct cr_conf_access_log, buffer), 0, 16 << 20 },
-    { "flush",  set_duration,   offsetof(struct cr_conf_access_log, flush_ms), 1, 3600000 },
+    { "flush",  cr_conf_set_duration, offsetof(struct cr_conf_access_log, flush_ms), 1, 3600000 },
     { NULL, NULL, 0, 0, 0 }
 };
 
@@ -977,7 +822,7 @@ set_access_log(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
     struct cr_conf *conf = obj;
 
     (void) key;
-    set_section(ld, cmd, val, access_log_cmds, &conf->access_log);
+    cr_conf_walk_section(ld, cmd, val, access_log_cmds, &conf->access_log, cmd->key);
     if (val->type == CR_CONF_NODE_MAP && cr_conf_node_get(val, "path") == NULL) {
         cr_conf_error(ld, val->mark, "\"access_log\" has no \"path\" (a file or stdout)");
     }
@@ -987,20 +832,20 @@ set_access_log(struct cr_conf_ld *ld, const struct cr_conf_cmd *cmd,
 /* The top level                                                           */
 
 static const struct cr_conf_cmd top_cmds[] = {
-    { "name",          cr_conf_set_name,   offsetof(struct cr_conf, name), 0, 0 },
-    { "workers",       set_workers,        offsetof(struct cr_conf, workers), 1, 256 },
-    { "drain_timeout", set_duration,       offsetof(struct cr_conf, drain_timeout_ms),
+    { "name",          cr_conf_set_name,      offsetof(struct cr_conf, name), 0, 0 },
+    { "workers",       set_workers,           offsetof(struct cr_conf, workers), 1, 256 },
+    { "drain_timeout", cr_conf_set_duration,  offsetof(struct cr_conf, drain_timeout_ms),
       1, CR_CONF_NO_MAX },
-    { "listen",        set_listen,         0, 0, 0 },
-    { "limits",        set_limits,         offsetof(struct cr_conf, limits), 0, 0 },
-    { "upstreams",     set_upstreams,      0, 0, 0 },
-    { "routes",        cr_conf_set_routes, 0, 0, 0 },
-    { "stats",         set_stats,          0, 0, 0 },
-    { "merge_slashes", set_bool,           offsetof(struct cr_conf, merge_slashes), 0, 0 },
-    { "admin",         set_admin,          0, 0, 0 },
-    { "user",          set_account,        offsetof(struct cr_conf, identity), 0, 0 },
-    { "group",         set_account,        offsetof(struct cr_conf, identity), 0, 0 },
-    { "access_log",    set_access_log,     0, 0, 0 },
+    { "listen",        set_listen,            0, 0, 0 },
+    { "limits",        set_limits,            offsetof(struct cr_conf, limits), 0, 0 },
+    { "upstreams",     cr_conf_set_upstreams, 0, 0, 0 },
+    { "routes",        cr_conf_set_routes,    0, 0, 0 },
+    { "stats",         set_stats,             0, 0, 0 },
+    { "merge_slashes", cr_conf_set_bool,      offsetof(struct cr_conf, merge_slashes), 0, 0 },
+    { "admin",         set_admin,             0, 0, 0 },
+    { "user",          set_account,           offsetof(struct cr_conf, identity), 0, 0 },
+    { "group",         set_account,           offsetof(struct cr_conf, identity), 0, 0 },
+    { "access_log",    set_access_log,        0, 0, 0 },
     { NULL, NULL, 0, 0, 0 }
 };
 
@@ -1222,6 +1067,8 @@ cr_conf_free(struct cr_conf *conf)
         }
         free(u->servers);
         free(u->name);
+        free(u->hash.name);
+        free(u->health.path);
     }
     free(conf->upstreams);
     for (i = 0; i < conf->nroutes; i++) {

@@ -52,8 +52,9 @@ static const struct command commands[] = {
       "p50/p99 latency (ms), bytes in/out, summed over every worker. Routes\n"
       "marked * are not in the configuration now serving.\n" },
     { "upstreams", O_NAME | O_JSON | O_INTERVAL, "upstreams [--json] [--interval SECS]",
-      "One row per upstream server: upstream, address, weight, health, req/s,\n"
-      "requests, active, failures, timeouts, p50/p99 time to first byte (ms).\n"
+      "One row per upstream server: upstream, address, weight, health (active\n"
+      "checks), time left of an ejection (passive), req/s, requests, active,\n"
+      "failures, timeouts, p50/p99 time to first byte (ms).\n"
       "Servers marked * are not in the configuration now serving.\n" },
     { "top", O_NAME | O_INTERVAL | O_COUNT, "top [--interval SECS] [--count N]",
       "A live view refreshed every --interval seconds (default 1): totals with\n"

@@ -516,10 +516,10 @@ cr_ctl_upstreams_table(struct cr_report_buf *out, const struct cr_report_in *in,
                        int *hdr_line)
 {
     static const char *const head[] = {
-        "UPSTREAM", "ADDRESS", "WEIGHT", "HEALTH", "REQ/S", "REQUESTS", "ACTIVE",
+        "UPSTREAM", "ADDRESS", "WEIGHT", "HEALTH", "EJECTED", "REQ/S", "REQUESTS", "ACTIVE",
         "FAILURES", "TIMEOUTS", "TTFB_P50MS", "TTFB_P99MS"
     };
-    struct table t = { CR_NELEM(head), head, "llrlrrrrrrr", NULL, 0, 0 };
+    struct table t = { CR_NELEM(head), head, "llrllrrrrrrr", NULL, 0, 0 };
     struct cr_report_server s;
     struct trow *r;
     unsigned i, old = 0;
@@ -534,13 +534,18 @@ cr_ctl_upstreams_table(struct cr_report_buf *out, const struct cr_report_in *in,
         cell(r, 1, "%.*s", (int)strnlen(s.sv->address, CR_SHM_NAME_MAX), s.sv->address);
         cell(r, 2, "%u", s.sv->weight);
         cell(r, 3, "%s", cr_report_health_name(s.sv->health));
-        cell(r, 4, "%.1f", s.rps);
-        cell(r, 5, "%llu", (unsigned long long)s.c[CR_SHM_S_requests_total]);
-        cell(r, 6, "%llu", (unsigned long long)s.c[CR_SHM_S_requests_active]);
-        cell(r, 7, "%llu", (unsigned long long)s.c[CR_SHM_S_failures_total]);
-        cell(r, 8, "%llu", (unsigned long long)s.c[CR_SHM_S_timeouts_total]);
-        cr_ctl_fmt_ms(r->c[9], TCELL, s.ttfb.p50);
-        cr_ctl_fmt_ms(r->c[10], TCELL, s.ttfb.p99);
+        if (s.ejected_for_ms != 0) {
+            cell(r, 4, "%.1fs", (double)s.ejected_for_ms / 1000.0);
+        } else {
+            cell(r, 4, "-");
+        }
+        cell(r, 5, "%.1f", s.rps);
+        cell(r, 6, "%llu", (unsigned long long)s.c[CR_SHM_S_requests_total]);
+        cell(r, 7, "%llu", (unsigned long long)s.c[CR_SHM_S_requests_active]);
+        cell(r, 8, "%llu", (unsigned long long)s.c[CR_SHM_S_failures_total]);
+        cell(r, 9, "%llu", (unsigned long long)s.c[CR_SHM_S_timeouts_total]);
+        cr_ctl_fmt_ms(r->c[10], TCELL, s.ttfb.p50);
+        cr_ctl_fmt_ms(r->c[11], TCELL, s.ttfb.p99);
     }
     if (t.n == 0) {
         free(t.rows);

@@ -49,6 +49,7 @@
 #include "shm/shm.h"
 #include "accesslog.h"
 #include "admin.h"
+#include "health.h"
 #include "log.h"
 #include "master.h"
 #include "stats.h"
@@ -104,6 +105,17 @@ enum phase {
     PHASE_STOPPING
 };
 
+/*
+ * A process of the instance that is not a worker: the admin listener and
+ * the health checker. One of each at most, restarted a second after it
+ * dies, and restarted at once when a reload asks it to exit.
+ */
+struct helper {
+    const char      *name;              /* for logs */
+    pid_t            pid;               /* 0 = not running */
+    uint64_t         respawn_ms;        /* start it then; 0 = not due */
+};
+
 struct master {
     const char      *path;
     pid_t            pid;
@@ -128,9 +140,9 @@ struct master {
 
     struct cr_shm    shm;               /* stats segment; hdr NULL if none */
 
-    pid_t            admin_pid;         /* admin listener process, 0 = none */
-    uint64_t         admin_respawn_ms;  /* start it then; 0 = not due */
+    struct helper    admin;             /* admin listener process */
     char            *admin_addr;        /* address it serves (for reloads) */
+    struct helper    health;            /* health checker process */
 };
 
 /*
@@ -428,6 +440,18 @@ child_reset(struct master *m)
 
 }
 
+/* Does the current config want helper <h> to run? */
+static int
+helper_wanted(const struct master *m, const struct helper *h)
+{
+    const struct cr_conf *conf = m->cur.conf;
+
+    if (conf == NULL || m->shm.hdr == NULL || m->phase == PHASE_STOPPING) {
+        return 0;
+    }
+    return h == &m->admin ? conf->admin.text != NULL : cr_health_wanted(conf);
+}
+
 /*
  * Give what the workers use to conf's user: and group: before they start:
  * the stats segment (mode stats.mode, 0640 by default: corralctl works for
@@ -480,52 +504,95 @@ reopen_logs(struct master *m)
 }
 
 /*
- * Start the admin listener process if the current config has one. It reads
- * the stats segment only; if it dies it is started again a second later.
+ * Start helper <h> if the current config has a use for it. The admin
+ * listener reads the stats segment only; the health checker writes the
+ * active-check fields of its server rows. If one dies it is started again
+ * a second later.
  */
 static void
-admin_spawn(struct master *m)
+helper_spawn(struct master *m, struct helper *h)
 {
     const struct cr_conf *conf = m->cur.conf;
     pid_t pid;
 
-    m->admin_respawn_ms = 0;
-    if (conf == NULL || conf->admin.text == NULL || m->shm.hdr == NULL
-        || m->phase == PHASE_STOPPING)
-    {
+    h->respawn_ms = 0;
+    if (!helper_wanted(m, h)) {
         return;
     }
     pid = fork();
     if (pid == -1) {
-        cr_log_error("admin: fork: %s", strerror(errno));
-        m->admin_respawn_ms = now_ms() + 1000;
+        cr_log_error("%s: fork: %s", h->name, strerror(errno));
+        h->respawn_ms = now_ms() + 1000;
         return;
     }
     if (pid == 0) {
         child_reset(m);
-        _exit(cr_admin_run(conf, m->shm.hdr));
+        _exit(h == &m->admin ? cr_admin_run(conf, m->shm.hdr)
+                             : cr_health_run(conf, m->shm.hdr));
     }
-    m->admin_pid = pid;
-    free(m->admin_addr);
-    m->admin_addr = strdup(conf->admin.text);
-    cr_log_info("admin listener started: pid %d, %s", (int)pid, conf->admin.text);
+    h->pid = pid;
+    if (h == &m->admin) {
+        free(m->admin_addr);
+        m->admin_addr = strdup(conf->admin.text);
+    }
+    cr_log_info("%s started: pid %d", h->name, (int)pid);
 }
 
-/* After a reload: restart the admin process if its address changed. */
+/*
+ * After a reload: restart the admin process if its address changed, and
+ * the health checker always (servers and checks may have changed; the
+ * verdicts stay in shm). reap() starts the new ones.
+ */
 static void
-admin_reconfigure(struct master *m)
+helpers_reconfigure(struct master *m)
 {
     const char *want = m->cur.conf->admin.text;
 
-    if (m->admin_pid != 0) {
-        if (want != NULL && m->admin_addr != NULL && strcmp(want, m->admin_addr) == 0) {
-            return;
+    if (m->admin.pid != 0) {
+        if (want == NULL || m->admin_addr == NULL || strcmp(want, m->admin_addr) != 0) {
+            kill(m->admin.pid, SIGTERM);
         }
-        kill(m->admin_pid, SIGTERM);        /* reap() starts the new one */
+    } else {
+        helper_spawn(m, &m->admin);
+    }
+    if (m->health.pid != 0) {
+        kill(m->health.pid, SIGTERM);
+    } else {
+        cr_health_reset(m->cur.conf, m->shm.hdr);
+        helper_spawn(m, &m->health);
+    }
+}
+
+/* Reap helper <h>, which exited with <status>. */
+static void
+helper_exited(struct master *m, struct helper *h, int status)
+{
+    char how[96];
+
+    h->pid = 0;
+    if (m->phase == PHASE_STOPPING) {
         return;
     }
-    if (want != NULL) {
-        admin_spawn(m);
+    describe_status(status, how, sizeof(how));
+    cr_log_info("%s exited (%s)", h->name, how);
+    if (h == &m->health && !helper_wanted(m, h)) {
+        /* a reload removed every check: forget the last verdicts */
+        cr_health_reset(m->cur.conf, m->shm.hdr);
+    }
+    /* a clean exit was asked for by a reload: no delay */
+    h->respawn_ms = now_ms() + (WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 1000);
+}
+
+/* Stop helper <h> and wait for it (the master is exiting). */
+static void
+helper_stop(struct helper *h)
+{
+    int st;
+
+    if (h->pid != 0) {
+        kill(h->pid, SIGTERM);
+        waitpid(h->pid, &st, 0);
+        h->pid = 0;
     }
 }
 
@@ -691,7 +758,7 @@ commit_reload(struct master *m)
     if (m->shm.hdr != NULL) {
         __atomic_add_fetch(&m->shm.hdr->reloads_ok, 1, __ATOMIC_RELEASE);
     }
-    admin_reconfigure(m);
+    helpers_reconfigure(m);
     cr_log_notice("reload: generation %u serving (%u workers); draining %zu workers "
                   "of generation %u", m->cur.number, m->cur.nworkers, n, old);
 }
@@ -872,18 +939,8 @@ reap(struct master *m)
             }
             return;                         /* ECHILD: nobody left */
         }
-        if (pid == m->admin_pid) {
-            m->admin_pid = 0;
-            if (m->phase != PHASE_STOPPING) {
-                char how[96];
-
-                describe_status(status, how, sizeof(how));
-                cr_log_info("admin listener exited (%s)", how);
-                /* a clean exit was asked for by a reload: no delay */
-                m->admin_respawn_ms = now_ms()
-                                      + (WIFEXITED(status) && WEXITSTATUS(status) == 0
-                                         ? 1 : 1000);
-            }
+        if (pid == m->admin.pid || pid == m->health.pid) {
+            helper_exited(m, pid == m->admin.pid ? &m->admin : &m->health, status);
             continue;
         }
         worker_exited(m, pid, status);
@@ -971,8 +1028,11 @@ run_timers(struct master *m)
     if (m->phase == PHASE_STOPPING) {
         return;
     }
-    if (m->admin_pid == 0 && m->admin_respawn_ms != 0 && now >= m->admin_respawn_ms) {
-        admin_spawn(m);
+    if (m->admin.pid == 0 && m->admin.respawn_ms != 0 && now >= m->admin.respawn_ms) {
+        helper_spawn(m, &m->admin);
+    }
+    if (m->health.pid == 0 && m->health.respawn_ms != 0 && now >= m->health.respawn_ms) {
+        helper_spawn(m, &m->health);
     }
     for (i = 0; i < m->cur.nworkers; i++) {
         struct slot *s = &m->cur.slots[i];
@@ -1013,8 +1073,11 @@ poll_timeout(struct master *m)
     if (m->phase == PHASE_STOPPING && m->give_up_ms < next) {
         next = m->give_up_ms;
     }
-    if (m->admin_pid == 0 && m->admin_respawn_ms != 0 && m->admin_respawn_ms < next) {
-        next = m->admin_respawn_ms;
+    if (m->admin.pid == 0 && m->admin.respawn_ms != 0 && m->admin.respawn_ms < next) {
+        next = m->admin.respawn_ms;
+    }
+    if (m->health.pid == 0 && m->health.respawn_ms != 0 && m->health.respawn_ms < next) {
+        next = m->health.respawn_ms;
     }
     return next > now ? (int)(next - now) : 0;
 }
@@ -1184,6 +1247,8 @@ cr_master_run(const char *path, struct cr_conf *conf)
     m.path = path;
     m.pid = getpid();
     m.sigfd = -1;
+    m.admin.name = "admin listener";
+    m.health.name = "health checker";
     cr_log_set_role("master");
 
     if (gen_init(&m.cur, conf, 1) != CR_OK) {
@@ -1261,15 +1326,11 @@ cr_master_run(const char *path, struct cr_conf *conf)
         }
     }
 
-    admin_spawn(&m);
+    helper_spawn(&m, &m.admin);
+    helper_spawn(&m, &m.health);
     rc = loop(&m);
-    if (m.admin_pid != 0) {
-        int st;
-
-        kill(m.admin_pid, SIGTERM);
-        waitpid(m.admin_pid, &st, 0);
-        m.admin_pid = 0;
-    }
+    helper_stop(&m.admin);
+    helper_stop(&m.health);
     kill_all(&m);
     cr_log_notice("exiting with status %d", rc);
 

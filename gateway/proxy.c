@@ -495,6 +495,7 @@ static void
 try_next(struct cr_proxy *p)
 {
     const struct cr_conf_upstream *cu = p->pool->conf;
+    struct cr_upstream_want want = { 0, 0, 0 };
     struct cr_upstream_conn *uc;
 
     for (;;) {
@@ -509,7 +510,9 @@ try_next(struct cr_proxy *p)
             if (p->tries > 0) {
                 CR_STAT_INC(upstream_retries_total);
             }
-            p->srv = cr_upstream_pick(p->pool, p->tried);
+            want.tried = p->tried;
+            cr_upstream_want_key(p->pool, &p->c->rq->p, p->c->rq->peer, &want);
+            p->srv = cr_upstream_pick(p->pool, &want);
             if (p->srv == NULL) {
                 if (p->tries == 0) {
                     proxy_fail(p, 503, "no server available");
@@ -538,7 +541,7 @@ try_next(struct cr_proxy *p)
                         p->srv->conf->addr.text, strerror(errno));
             CR_STAT_INC(upstream_failures_total);
             SRV_ADD(p, failures_total, 1);
-            cr_upstream_server_failed(p->srv);
+            cr_upstream_server_failed(p->srv, CR_UPSTREAM_FAIL_CONNECT);
             p->last_status = 502;
             continue;
         }
@@ -581,7 +584,8 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
     }
     if (!safe) {
         if (server_fault) {
-            cr_upstream_server_failed(p->srv);
+            cr_upstream_server_failed(p->srv, status == 504 ? CR_UPSTREAM_FAIL_TIMEOUT
+                                                            : CR_UPSTREAM_FAIL_ERROR);
         }
         proxy_fail(p, status, why);
         return;
@@ -593,7 +597,8 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
         CR_STAT_INC(upstream_retries_total);
         p->flags |= P_NO_REUSE | P_FRESH_RETRY;
     } else if (server_fault) {
-        cr_upstream_server_failed(p->srv);
+        cr_upstream_server_failed(p->srv, status == 504 ? CR_UPSTREAM_FAIL_TIMEOUT
+                                                        : CR_UPSTREAM_FAIL_ERROR);
     }
     p->flags &= ~(P_CONNECTING | P_HEAD_SENT | P_RESP_BYTES);
     try_next(p);
@@ -654,7 +659,7 @@ finish(struct cr_proxy *p)
     reusable = !(p->flags & P_UP_DIRTY) && cr_http_should_keep_alive(&p->resp)
                && (p->flags & P_REQ_DONE);
     close = !p->client_keep || p->resp_frame == FRAME_CLOSE;
-    cr_upstream_server_ok(p->srv);
+    cr_upstream_server_ok(p->srv, p->resp.status);
     c = proxy_free(p, reusable);
     cr_conn_response_done(c, close);
 }
@@ -916,7 +921,7 @@ tunnel_start(struct cr_proxy *p)
     p->flags |= P_TUNNEL | P_UP_DIRTY;
     CR_STAT_INC(upgrades_total);
     CR_STAT_INC(tunnels_active);
-    cr_upstream_server_ok(p->srv);
+    cr_upstream_server_ok(p->srv, 101);
     /* as nginx does: the tunnel is idle when the upstream is silent */
     set_timeouts(p, cu->read_timeout_ms, cu->read_timeout_ms);
     cr_io_read(&p->uc->io, 1);

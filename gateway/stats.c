@@ -112,6 +112,42 @@ cr_stats_server(int row)
     return cr_shm_slot_server(stats_hdr, cr_stats_slot, (unsigned)row);
 }
 
+struct cr_shm_server *
+cr_stats_server_row(int row)
+{
+    if (stats_hdr == NULL || row < 0 || (unsigned)row >= stats_hdr->servers_cap) {
+        return NULL;
+    }
+    return cr_shm_server_at(stats_hdr, (unsigned)row);
+}
+
+/*
+ * Every live slot's requests_active for the server, ours included. Slots
+ * of exited workers are skipped: their gauges died with them, and the
+ * master zeroes them when it retires the slot.
+ */
+uint64_t
+cr_stats_server_active(int row)
+{
+    uint64_t sum = 0;
+    unsigned i;
+
+    if (stats_hdr == NULL || row < 0 || (unsigned)row >= stats_hdr->servers_cap) {
+        return 0;
+    }
+    for (i = 0; i < stats_hdr->nslots; i++) {
+        struct cr_shm_slot *s = cr_shm_slot(stats_hdr, i);
+        uint32_t state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+
+        if (state == CR_SHM_SLOT_FREE || state == CR_SHM_SLOT_EXITED) {
+            continue;
+        }
+        sum += cr_shm_get(&cr_shm_slot_server(stats_hdr, s, (unsigned)row)
+                              ->counters[CR_SHM_S_requests_active]);
+    }
+    return sum;
+}
+
 void
 cr_stats_response(int status, int ours)
 {

@@ -36,6 +36,14 @@ uint64_t cr_stats_now_us(void);
 struct cr_shm_route_stats  *cr_stats_route(int row);
 struct cr_shm_server_stats *cr_stats_server(int row);
 
+/* The shared table row of an upstream server (health, ejection); NULL if
+ * this process has no segment or <row> is not in it. */
+struct cr_shm_server *cr_stats_server_row(int row);
+
+/* Requests in flight on server <row> summed over every live worker; 0 if
+ * there is no segment. Reads nslots counters: fine for a pick, not a loop. */
+uint64_t cr_stats_server_active(int row);
+
 /* Count a response <status> in the worker's class counters, and in the
  * error counters when corral made it (<ours>). */
 void cr_stats_response(int status, int ours);

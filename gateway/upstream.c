@@ -1,15 +1,20 @@
 /*
  * upstream.c - backend pools of one worker.
  *
- * Selection is per worker: each worker keeps its own smooth weighted round
- * robin state and its own active counts, as nginx does without a shared
- * zone. With the kernel spreading clients evenly over workers this gives
- * the configured weights overall. (Sharing active counts through shm, for a
- * least_conn across workers, comes with the stats segment.)
+ * Selection: each worker keeps its own smooth weighted round robin state,
+ * as nginx does without a shared zone; with the kernel spreading clients
+ * evenly over workers this gives the configured weights overall. least_conn
+ * and random (two choices) read the requests in flight of every worker from
+ * the stats segment, so a server busy with another worker's requests looks
+ * busy here too. hash walks a consistent hash ring (balance.c).
  *
- * Passive health: max_fails consecutive failures mark a server down for
- * fail_timeout; a pool whose servers are all down answers 503 at once
- * instead of making every client wait for a connect timeout.
+ * Health is shared: the instance's one health checker writes up/down into
+ * each server's shm row, and any worker that sees outlier.failures
+ * consecutive failures ejects the server for every worker, by a
+ * compare-and-swap on the row's ejected_until_ms. Every pick reads both, so
+ * a verdict applies to the next request of every worker. A pool whose
+ * servers are all down answers 503 at once instead of making every client
+ * wait for a connect timeout.
  *
  * Idle keep-alive connections are watched while idle: any byte or EOF from
  * the server then means it closed or misbehaves, and the connection is
@@ -28,8 +33,10 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "http.h"
 #include "log.h"
 #include "proxy.h"
+#include "stats.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -42,6 +49,69 @@ cr_upstream_now(void)
 
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The selection state of <pool>: balancer nodes, the shm row of each
+ * server (or a private one), the hash ring. CR_OK or CR_ERR (no memory).
+ */
+static int
+select_init(struct cr_upstream_pool *pool)
+{
+    const struct cr_conf_upstream *cu = pool->conf;
+    const char **names;
+    unsigned *weights;
+    size_t j;
+    int rc = CR_OK;
+
+    pool->nodes = calloc(pool->nservers, sizeof(*pool->nodes));
+    /* the rows are cache-line aligned types: calloc would not honour that */
+    if (pool->nodes == NULL
+        || posix_memalign((void **)&pool->local_rows, CR_SHM_CACHELINE,
+                          pool->nservers * sizeof(*pool->local_rows)) != 0)
+    {
+        pool->local_rows = NULL;
+        return CR_ERR;
+    }
+    memset(pool->local_rows, 0, pool->nservers * sizeof(*pool->local_rows));
+    pool->rng = ((uint64_t)getpid() << 32) ^ cr_upstream_now() ^ (uintptr_t)pool;
+    for (j = 0; j < pool->nservers; j++) {
+        struct cr_upstream_server *s = &pool->servers[j];
+
+        s->row = cr_stats_server_row(s->conf->stats_row);
+        if (s->row == NULL) {
+            s->row = &pool->local_rows[j];
+        }
+        pool->nodes[j].weight = s->conf->weight;
+    }
+    if (cu->balance != CR_BALANCE_HASH) {
+        return CR_OK;
+    }
+    names = calloc(pool->nservers, sizeof(*names));
+    weights = calloc(pool->nservers, sizeof(*weights));
+    if (names == NULL || weights == NULL) {
+        rc = CR_ERR;
+        goto done;
+    }
+    for (j = 0; j < pool->nservers; j++) {
+        names[j] = pool->servers[j].conf->addr.text;
+        weights[j] = pool->servers[j].conf->weight;
+    }
+    rc = cr_balance_ring_build(&pool->ring, names, weights, pool->nservers);
+done:
+    free(names);
+    free(weights);
+    return rc;
+}
+
+static void
+select_free(struct cr_upstream_pool *pool)
+{
+    cr_balance_ring_free(&pool->ring);
+    free(pool->nodes);
+    free(pool->local_rows);
+    pool->nodes = NULL;
+    pool->local_rows = NULL;
 }
 
 int
@@ -77,6 +147,10 @@ cr_upstream_pools_init(struct cr_worker *w, char *err, size_t errlen)
             pool->servers[j].pool = pool;
             pool->servers[j].idx = (unsigned)j;
         }
+        if (select_init(pool) != CR_OK) {
+            snprintf(err, errlen, "out of memory for upstream \"%s\"", cu->name);
+            return CR_ERR;
+        }
     }
     return CR_OK;
 }
@@ -96,85 +170,11 @@ cr_upstream_pools_free(struct cr_worker *w)
         while ((uc = TAILQ_FIRST(&pool->idle)) != NULL) {
             cr_upstream_close(uc);
         }
+        select_free(pool);
         free(pool->servers);
     }
     free(w->pools);
     w->pools = NULL;
-}
-
-static int
-server_usable(const struct cr_upstream_server *s, uint64_t tried, uint64_t now)
-{
-    if (tried & (1ULL << (s->idx % 64))) {
-        return 0;
-    }
-    return s->down_until == 0 || now >= s->down_until;
-}
-
-/*
- * Smooth weighted round robin: every usable server gains its weight, the
- * richest is chosen and pays the total. Over a cycle each server is picked
- * weight times, interleaved rather than in bursts.
- */
-static struct cr_upstream_server *
-pick_round_robin(struct cr_upstream_pool *pool, uint64_t tried, uint64_t now)
-{
-    struct cr_upstream_server *best = NULL;
-    int64_t total = 0;
-    size_t i;
-
-    for (i = 0; i < pool->nservers; i++) {
-        struct cr_upstream_server *s = &pool->servers[i];
-
-        if (!server_usable(s, tried, now)) {
-            continue;
-        }
-        s->current += s->conf->weight;
-        total += s->conf->weight;
-        if (best == NULL || s->current > best->current) {
-            best = s;
-        }
-    }
-    if (best != NULL) {
-        best->current -= total;
-    }
-    return best;
-}
-
-/* Fewest requests in flight per unit of weight; ties rotate. */
-static struct cr_upstream_server *
-pick_least_conn(struct cr_upstream_pool *pool, uint64_t tried, uint64_t now)
-{
-    struct cr_upstream_server *best = NULL;
-    size_t i;
-
-    for (i = 0; i < pool->nservers; i++) {
-        struct cr_upstream_server *s;
-
-        s = &pool->servers[(pool->rr_start + i) % pool->nservers];
-        if (!server_usable(s, tried, now)) {
-            continue;
-        }
-        if (best == NULL
-            || (uint64_t)s->active * best->conf->weight
-               < (uint64_t)best->active * s->conf->weight)
-        {
-            best = s;
-        }
-    }
-    pool->rr_start++;
-    return best;
-}
-
-struct cr_upstream_server *
-cr_upstream_pick(struct cr_upstream_pool *pool, uint64_t tried)
-{
-    uint64_t now = cr_upstream_now();
-
-    if (pool->conf->balance == CR_BALANCE_LEAST_CONN) {
-        return pick_least_conn(pool, tried, now);
-    }
-    return pick_round_robin(pool, tried, now);
 }
 
 struct cr_upstream_conn *
@@ -289,24 +289,207 @@ cr_upstream_release(struct cr_upstream_conn *uc, int reusable)
     pool->nidle++;
 }
 
-void
-cr_upstream_server_failed(struct cr_upstream_server *srv)
-{
-    const struct cr_conf_upstream *cu = srv->pool->conf;
+/* ---------------------------------------------------------------------- */
+/* Selection and passive health                                            */
 
-    srv->fails++;
-    if (cu->max_fails != 0 && srv->fails >= cu->max_fails) {
-        srv->down_until = cr_upstream_now() + cu->fail_timeout_ms;
-        srv->fails = 0;
-        cr_log_warn("upstream %s/%s: marked down for %llums",
-                    cu->name, srv->conf->addr.text,
-                    (unsigned long long)cu->fail_timeout_ms);
+int
+cr_upstream_server_ejected(const struct cr_upstream_server *srv, uint64_t now)
+{
+    return now < __atomic_load_n(&srv->row->ejected_until_ms, __ATOMIC_RELAXED);
+}
+
+/*
+ * Mark which servers may take this request; fill in their load when the
+ * balancer needs it. Returns how many are usable.
+ */
+static size_t
+select_prepare(struct cr_upstream_pool *pool, uint64_t tried, int need_load)
+{
+    uint64_t now = cr_upstream_now();
+    size_t i, n = 0;
+
+    for (i = 0; i < pool->nservers; i++) {
+        const struct cr_upstream_server *s = &pool->servers[i];
+        struct cr_balance_node *nd = &pool->nodes[i];
+
+        nd->usable = !(tried & (1ULL << (s->idx % 64)))
+                     && __atomic_load_n(&s->row->health, __ATOMIC_RELAXED)
+                        != CR_SHM_HEALTH_DOWN
+                     && !cr_upstream_server_ejected(s, now);
+        n += nd->usable;
+        if (need_load && nd->usable) {
+            /* every worker's requests when there is a segment, else ours */
+            nd->active = s->conf->stats_row >= 0 ? cr_stats_server_active(s->conf->stats_row)
+                                                 : s->active;
+        }
     }
+    return n;
+}
+
+struct cr_upstream_server *
+cr_upstream_pick(struct cr_upstream_pool *pool, const struct cr_upstream_want *want)
+{
+    enum cr_balance b = pool->conf->balance;
+    int i;
+
+    if (select_prepare(pool, want->tried,
+                       b == CR_BALANCE_LEAST_CONN || b == CR_BALANCE_RANDOM) == 0)
+    {
+        return NULL;
+    }
+    switch (b) {
+    case CR_BALANCE_LEAST_CONN:
+        i = cr_balance_least_conn(pool->nodes, pool->nservers, pool->rr_start++);
+        break;
+    case CR_BALANCE_RANDOM:
+        i = cr_balance_p2c(pool->nodes, pool->nservers, &pool->rng);
+        break;
+    case CR_BALANCE_HASH:
+        if (want->has_key) {
+            i = cr_balance_ring_pick(&pool->ring, want->key, pool->nodes);
+            break;
+        }
+        /* no key in this request: spread it like any other */
+        i = cr_balance_round_robin(pool->nodes, pool->nservers);
+        break;
+    case CR_BALANCE_ROUND_ROBIN:
+    default:
+        i = cr_balance_round_robin(pool->nodes, pool->nservers);
+        break;
+    }
+    return i < 0 ? NULL : &pool->servers[i];
+}
+
+/*
+ * The value of cookie <name> in a Cookie header value <v> (<len> bytes):
+ * "a=1; b=2" (RFC 6265 §4.2.1). Returns a pointer into <v> and sets <*out>,
+ * or NULL.
+ */
+static const char *
+find_cookie(const char *v, size_t len, const char *name, size_t *out)
+{
+    size_t nlen = strlen(name), i = 0;
+
+    while (i < len) {
+        size_t start, eq, end;
+
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) {
+            i++;
+        }
+        start = i;
+        while (i < len && v[i] != ';') {
+            i++;
+        }
+        end = i;
+        for (eq = start; eq < end && v[eq] != '='; eq++) {
+        }
+        if (eq < end && eq - start == nlen && memcmp(v + start, name, nlen) == 0) {
+            *out = end - eq - 1;
+            return v + eq + 1;
+        }
+    }
+    return NULL;
 }
 
 void
-cr_upstream_server_ok(struct cr_upstream_server *srv)
+cr_upstream_want_key(const struct cr_upstream_pool *pool, const struct cr_http_parser *req,
+                     const char *peer, struct cr_upstream_want *want)
 {
-    srv->fails = 0;
-    srv->down_until = 0;
+    const struct cr_conf_hash *h = &pool->conf->hash;
+    const struct cr_http_field *f;
+    const char *v;
+    size_t len;
+
+    if (pool->conf->balance != CR_BALANCE_HASH) {
+        return;
+    }
+    if (h->on == CR_HASH_CLIENT_ADDRESS) {
+        v = peer;
+        len = strlen(peer);
+    } else {
+        f = cr_http_find(req, h->on == CR_HASH_HEADER ? h->name : "Cookie");
+        if (f == NULL) {
+            return;
+        }
+        v = cr_http_str(req, f->value);
+        len = f->value.len;
+        if (h->on == CR_HASH_COOKIE && (v = find_cookie(v, len, h->name, &len)) == NULL) {
+            return;
+        }
+    }
+    want->key = cr_balance_hash(v, len);
+    want->has_key = 1;
+}
+
+static uint64_t
+unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* How long the next ejection lasts: base << streak, at most max. */
+static uint64_t
+ejection_ms(const struct cr_conf_upstream *cu, uint64_t streak)
+{
+    uint64_t d = cu->fail_timeout_ms;
+
+    while (streak-- > 0 && d < cu->outlier.max_ejection_ms) {
+        d *= 2;
+    }
+    return d < cu->outlier.max_ejection_ms ? d : cu->outlier.max_ejection_ms;
+}
+
+void
+cr_upstream_server_failed(struct cr_upstream_server *srv, enum cr_upstream_fail kind)
+{
+    const struct cr_conf_upstream *cu = srv->pool->conf;
+    struct cr_shm_server *row = srv->row;
+    uint64_t now, until, streak, d;
+
+    if (cu->max_fails == 0 || (kind == CR_UPSTREAM_FAIL_5XX && !cu->outlier.count_5xx)) {
+        return;
+    }
+    if (__atomic_add_fetch(&row->fails, 1, __ATOMIC_RELAXED) < cu->max_fails) {
+        return;
+    }
+    now = cr_upstream_now();
+    until = __atomic_load_n(&row->ejected_until_ms, __ATOMIC_ACQUIRE);
+    if (now < until) {
+        return;                 /* another worker ejected it already */
+    }
+    streak = __atomic_load_n(&row->eject_streak, __ATOMIC_RELAXED);
+    if (until == 0 || now >= until + cu->fail_timeout_ms) {
+        streak = 0;             /* it worked for a while since: start over */
+    }
+    d = ejection_ms(cu, streak);
+    /* one worker wins the ejection; the others see it on their next pick */
+    if (!__atomic_compare_exchange_n(&row->ejected_until_ms, &until, now + d, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    {
+        return;
+    }
+    __atomic_store_n(&row->eject_streak, streak + 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&row->ejections_total, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&row->last_ejection_ms, unix_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&row->last_ejection_for_ms, d, __ATOMIC_RELAXED);
+    __atomic_store_n(&row->fails, 0, __ATOMIC_RELAXED);
+    cr_log_warn("upstream %s/%s: ejected for %llums after %u consecutive failures "
+                "(ejection %llu in a row)", cu->name, srv->conf->addr.text,
+                (unsigned long long)d, cu->max_fails, (unsigned long long)streak + 1);
+}
+
+void
+cr_upstream_server_ok(struct cr_upstream_server *srv, int status)
+{
+    if (status >= 500 && status <= 599 && srv->pool->conf->outlier.count_5xx) {
+        cr_upstream_server_failed(srv, CR_UPSTREAM_FAIL_5XX);
+        return;
+    }
+    /* read first: most exchanges succeed, and a store would bounce the line */
+    if (__atomic_load_n(&srv->row->fails, __ATOMIC_RELAXED) != 0) {
+        __atomic_store_n(&srv->row->fails, 0, __ATOMIC_RELAXED);
+    }
 }

@@ -13,7 +13,7 @@
  *   +--------------------+ routes_off
  *   | cr_shm_route[cap]  |  route names (written by the master)
  *   +--------------------+ servers_off
- *   | cr_shm_server[cap] |  upstream servers, health (written by the master)
+ *   | cr_shm_server[cap] |  upstream servers, health (checker), ejection (workers)
  *   +--------------------+ slots_off
  *   | slot 0             |  one per worker process, one writer each:
  *   | slot 1             |    cr_shm_slot, then cr_shm_route_stats[cap],
@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define CR_SHM_MAGIC        0x31534d48524f4343ULL   /* "CCORHMS1" */
-#define CR_SHM_MAJOR        2
+#define CR_SHM_MAJOR        3
 #define CR_SHM_MINOR        0
 #define CR_SHM_CACHELINE    64
 #define CR_SHM_NAME_MAX     64      /* names, NUL included */
@@ -184,14 +184,20 @@ struct cr_shm_route {
     uint64_t            pad;
 };
 
-/* Health of an upstream server (written by the master's checker). */
+/* Health of an upstream server (written by the health checker). */
 enum cr_shm_health {
-    CR_SHM_HEALTH_UNKNOWN = 0,          /* no active check configured */
+    CR_SHM_HEALTH_UNKNOWN = 0,          /* no active check, or none done yet */
     CR_SHM_HEALTH_UP,
     CR_SHM_HEALTH_DOWN
 };
 
-/* A row of the upstream server table (written by the master). */
+/*
+ * A row of the upstream server table. Names and weight are written by the
+ * master; the active check fields by the one health checker process of the
+ * instance; the passive (outlier) fields by any worker, with atomic
+ * read-modify-write operations since several workers share them. Rows are
+ * found by (upstream, address), so all of this survives a reload.
+ */
 struct cr_shm_server {
     char                upstream[CR_SHM_NAME_MAX];
     char                address[CR_SHM_NAME_MAX];
@@ -202,8 +208,24 @@ struct cr_shm_server {
     uint64_t            last_check_ms;  /* unix ms, 0 = never */
     uint64_t            checks_ok;
     uint64_t            checks_failed;
-    char                last_error[64];
-};
+    char                last_error[64]; /* of the last failed check */
+
+    /* active checks, continued (checker) */
+    uint32_t            check_passes;   /* consecutive passed checks */
+    uint32_t            check_fails;    /* consecutive failed checks */
+    uint32_t            last_status;    /* HTTP status of the last check, 0 = none */
+    uint32_t            last_check_us;  /* how long the last check took */
+    uint64_t            health_changed_ms;  /* unix ms of the last up/down change */
+
+    /* passive outlier detection (any worker, atomic RMW) */
+    uint64_t            fails;          /* consecutive failed exchanges */
+    uint64_t            ejected_until_ms;   /* monotonic ms; in the past = not ejected */
+    uint64_t            ejections_total;
+    uint64_t            eject_streak;   /* ejections without a recovery between */
+    uint64_t            last_ejection_ms;   /* unix ms, 0 = never */
+    uint64_t            last_ejection_for_ms;   /* how long it lasts */
+    uint64_t            pad1[2];
+} __attribute__((aligned(CR_SHM_CACHELINE)));
 
 struct cr_shm_header {
     uint64_t            magic;          /* CR_SHM_MAGIC */
@@ -249,6 +271,8 @@ _Static_assert(sizeof(struct cr_shm_header) % CR_SHM_CACHELINE == 0, "header ali
 _Static_assert(sizeof(struct cr_shm_slot) % CR_SHM_CACHELINE == 0, "slot aligned");
 _Static_assert(offsetof(struct cr_shm_slot, counters) == 64, "counters at 64");
 _Static_assert(sizeof(struct cr_shm_route) == 144, "route row");
-_Static_assert(sizeof(struct cr_shm_server) == 232, "server row");
+_Static_assert(sizeof(struct cr_shm_server) == 320, "server row");
+_Static_assert(offsetof(struct cr_shm_server, fails) % CR_SHM_CACHELINE == 0,
+               "workers' fields start a cache line of their own");
 
 #endif /* CR_SHM_LAYOUT_H */

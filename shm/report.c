@@ -453,6 +453,9 @@ cr_report_server(const struct cr_report_in *in, unsigned row, struct cr_report_s
         out->rps = per_s(out->c[CR_SHM_S_requests_total], uptime_of(h->start_ms, in->now_ms));
         lat_of(&out->ttfb, &tt);
     }
+    if (in->now_mono_ms != 0 && out->sv->ejected_until_ms > in->now_mono_ms) {
+        out->ejected_for_ms = out->sv->ejected_until_ms - in->now_mono_ms;
+    }
     return CR_OK;
 }
 
@@ -856,6 +859,22 @@ cr_report_upstreams_json(struct cr_report_buf *b, const struct cr_report_in *in)
         jw_num(&w, "rps", s.rps);
         jw_lat(&w, "ttfb_ms", &s.ttfb);
         jw_counters(&w, cr_shm_server_counter_names, s.c, CR_SHM_NSERVER_COUNTERS);
+        jw_open(&w, "check", '{');
+        jw_u64(&w, "passes", s.sv->check_passes);
+        jw_u64(&w, "fails", s.sv->check_fails);
+        jw_u64(&w, "last_status", s.sv->last_status);
+        jw_num(&w, "duration_ms", (double)s.sv->last_check_us / 1000.0);
+        jw_num(&w, "changed_time", (double)s.sv->health_changed_ms / 1000.0);
+        jw_close(&w, '}');
+        jw_open(&w, "ejection", '{');
+        jw_bool(&w, "ejected", s.ejected_for_ms != 0);
+        jw_u64(&w, "remaining_ms", s.ejected_for_ms);
+        jw_u64(&w, "consecutive_failures", s.sv->fails);
+        jw_u64(&w, "total", s.sv->ejections_total);
+        jw_u64(&w, "streak", s.sv->eject_streak);
+        jw_num(&w, "last_time", (double)s.sv->last_ejection_ms / 1000.0);
+        jw_u64(&w, "last_duration_ms", s.sv->last_ejection_for_ms);
+        jw_close(&w, '}');
         jw_close(&w, '}');
     }
     jw_close(&w, ']');
@@ -1190,6 +1209,28 @@ prom_servers(struct cr_report_buf *b, const struct cr_report_in *in)
             server_labels(&l, h, sv);
             cr_report_buf_printf(b, "corral_upstream_server_weight{%s} %u\n", l.text,
                                  sv->weight);
+        }
+    }
+    prom_family(b, "corral_upstream_server_", "ejected",
+                "1 while passive outlier detection keeps the server out, else 0", "gauge");
+    for (i = 0; i < h->servers_cap; i++) {
+        const struct cr_shm_server *sv = cr_shm_server_at(h, i);
+
+        if (sv->used) {
+            server_labels(&l, h, sv);
+            cr_report_buf_printf(b, "corral_upstream_server_ejected{%s} %d\n", l.text,
+                                 in->now_mono_ms != 0 && sv->ejected_until_ms > in->now_mono_ms);
+        }
+    }
+    prom_family(b, "corral_upstream_server_", "ejections_total",
+                "times passive outlier detection ejected the server", "counter");
+    for (i = 0; i < h->servers_cap; i++) {
+        const struct cr_shm_server *sv = cr_shm_server_at(h, i);
+
+        if (sv->used) {
+            server_labels(&l, h, sv);
+            cr_report_buf_printf(b, "corral_upstream_server_ejections_total{%s} %llu\n", l.text,
+                                 (unsigned long long)sv->ejections_total);
         }
     }
     prom_family(b, "corral_upstream_server_", "health_checks_total",

@@ -73,10 +73,17 @@
  *
  * upstreams (cr_report_upstreams_json): instance, window_seconds,
  *   servers[]: upstream, address, weight, health ("up", "down",
- *     "unknown": no active check), current, requests, requests_active,
- *     responses{}, bytes_in, bytes_out, connects, failures, timeouts,
- *     checks_ok, checks_failed, last_check_time (unix s, 0 = never),
- *     last_error, rps, ttfb_ms{}, counters{}
+ *     "unknown": no active check or none done yet), current, requests,
+ *     requests_active, responses{}, bytes_in, bytes_out, connects,
+ *     failures, timeouts, checks_ok, checks_failed, last_check_time (unix
+ *     s, 0 = never), last_error, rps, ttfb_ms{}, counters{},
+ *     check{}: passes, fails (consecutive), last_status (0 = none),
+ *       duration_ms (of the last check), changed_time (unix s of the last
+ *       up/down change, 0 = never),
+ *     ejection{}: ejected (bool), remaining_ms, consecutive_failures,
+ *       total (ejections so far), streak (ejections in a row, which
+ *       doubles the next one), last_time (unix s, 0 = never),
+ *       last_duration_ms (how long the last ejection lasts)
  *
  * ---- Prometheus text exposition (cr_report_prometheus), version 0.0.4 ----
  *
@@ -98,6 +105,9 @@
  *   corral_upstream_server_up{upstream,server}       1 up or unknown, 0 down
  *   corral_upstream_server_weight{upstream,server}   gauge
  *   corral_upstream_server_health_checks_total{upstream,server,result}
+ *   corral_upstream_server_ejected{upstream,server}  1 while ejected by
+ *       passive outlier detection, else 0
+ *   corral_upstream_server_ejections_total{upstream,server}  counter
  * Histogram bounds are the segment's buckets: le = 2^i microseconds in
  * seconds (0.000001 .. 67.108864) and +Inf.
  */
@@ -182,6 +192,8 @@ struct cr_report_server {
     uint64_t                     c[CR_SHM_NSERVER_COUNTERS];
     double                       rps;
     struct cr_report_lat         ttfb;
+    uint64_t                     ejected_for_ms;    /* left of an ejection, 0 = none
+                                                     * (or now_mono_ms unknown) */
 };
 
 /* Slot <slot> of <in->cur>; CR_ERR if the slot is free. */

@@ -152,7 +152,7 @@ ctl_ok routes --interval 0.2
 assert_eq 30 "$(echo "$CTL_OUT" | awk '$1 == "ping" { print $4 }')" "routes table: ping requests"
 assert_eq 20 "$(echo "$CTL_OUT" | awk '$1 == "back" { print $4 }')" "routes table: back requests"
 ctl_ok upstreams --interval 0
-assert_match "^app +127\\.0\\.0\\.1:$bport +3 +(up|unknown) +[0-9.]+ +20 " \
+assert_match "^app +127\\.0\\.0\\.1:$bport +3 +(up|unknown) +- +[0-9.]+ +20 " \
     "$(echo "$CTL_OUT" | grep "127.0.0.1:$bport")" "upstreams table row"
 # -n beats CORRAL_NAME; CORRAL_NAME is used without -n
 CORRAL_NAME=nosuch-$$ ctl -n "$N" workers --interval 0

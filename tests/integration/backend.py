@@ -144,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- responses ----------------------------------------------------------
 
-    def start(self, status, headers=(), length=None, chunked=False):
+    def start(self, status, headers=(), length=None, chunked=False, body=b""):
         self.send_response(status)
         self.send_header("X-Backend", self.server.name)
         for k, v in headers:
@@ -153,7 +153,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         elif length is not None:
             self.send_header("Content-Length", str(length))
-        self.end_headers()
+        # what end_headers() does, with <body> in the same write: a backend
+        # killed between two writes of one small answer would cut it after
+        # its head, which no proxy can hide once the head is on its way
+        self._headers_buffer.append(b"\r\n")
+        if body:
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def answer(self, status, body=b"", ctype="text/plain", headers=()):
         if isinstance(body, str):
@@ -162,9 +168,8 @@ class Handler(BaseHTTPRequestHandler):
         if status in NOBODY_STATUS or 100 <= status < 200:
             self.start(status, hdrs)
             return
-        self.start(status, hdrs, length=len(body))
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.start(status, hdrs, length=len(body),
+                   body=body if self.command != "HEAD" else b"")
 
     # -- dispatch -----------------------------------------------------------
 

@@ -101,3 +101,29 @@ for i in range(n):
     check(r.status == want, "GET %s #%d" % (path, i), want, r.status)
 EOF
 }
+
+# server_json PORT PATH: the field PATH (dotted, as json_get) of server
+# 127.0.0.1:PORT in a fresh `corralctl upstreams --json`, kept in up.json.
+server_json() {
+    "$CORRALCTL" upstreams --json --interval 0 > up.json 2>/dev/null || return 1
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+for s in json.load(open("up.json"))["servers"]:
+    if s["address"] == "127.0.0.1:" + sys.argv[1]:
+        d = s
+        for k in sys.argv[2].split("."):
+            d = d[k]
+        print(json.dumps(d) if isinstance(d, (dict, list, bool)) or d is None else d)
+EOF
+}
+
+# kill_backend PORT: SIGTERM the backend listening on PORT, and wait until
+# the port is closed.
+kill_backend() {
+    local pid
+    pid=$(listen_pids "$1")
+    is_ours backend "$pid" || fail "pid $pid on port $1 is not our backend"
+    kill -TERM "$pid"
+    _closed() { ! port_open "$1"; }
+    wait_for 10 _closed "$1" || fail "backend on port $1 still listening"
+}

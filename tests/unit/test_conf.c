@@ -754,7 +754,7 @@ static const char *const bad_kinds[] = {
     "integer", "names", "unknown-upstream", "dup-upstream", "dup-route", "regex",
     "match", "headers", "no-action", "two-actions", "proxy-options", "no-servers",
     "no-listen", "empty-listen", "redirect-location", "status", "multi", "user",
-    "access-log",
+    "access-log", "health", "balance", "retry",
 };
 
 static void
@@ -793,8 +793,80 @@ test_conf_every_fixture_is_listed(void **state)
     assert_int_equal(found, CR_NELEM(bad_kinds));
 }
 
+/* Every upstream resilience key, and the defaults of an upstream without them. */
+static void
+test_conf_upstream_resilience_keys(void **state)
+{
+    static const char yaml[] =
+        "listen: [127.0.0.1:8080]\n"
+        "upstreams:\n"
+        "  api:\n"
+        "    balance: hash\n"
+        "    hash: { cookie: sid }\n"
+        "    health: { path: /healthz?full=1, interval: 2s, timeout: 500ms, fails: 4,\n"
+        "              passes: 3, expect_status: 204 }\n"
+        "    outlier: { failures: 5, base_ejection: 2s, max_ejection: 1m, count_5xx: true }\n"
+        "    retry_on: [503, connect_failure]\n"
+        "    retry_budget: { percent: 50, min_per_second: 7 }\n"
+        "    try_timeout: 3s\n"
+        "    queue: { size: 64, timeout: 250ms }\n"
+        "    servers:\n"
+        "      - { address: 127.0.0.1:9001, max_connections: 12 }\n"
+        "  plain:\n"
+        "    balance: random\n"
+        "    servers: [127.0.0.1:9002]\n"
+        "  byaddr:\n"
+        "    balance: hash\n"
+        "    hash: client_address\n"
+        "    retry_on: []\n"
+        "    servers: [127.0.0.1:9003]\n";
+    struct cr_conf          *c = load_str_ok(yaml);
+    struct cr_conf_upstream *u = &c->upstreams[0];
+
+    (void) state;
+    assert_int_equal(u->balance, CR_BALANCE_HASH);
+    assert_int_equal(u->hash.on, CR_HASH_COOKIE);
+    assert_string_equal(u->hash.name, "sid");
+    assert_string_equal(u->health.path, "/healthz?full=1");
+    assert_int_equal(u->health.interval_ms, 2000);
+    assert_int_equal(u->health.timeout_ms, 500);
+    assert_int_equal(u->health.fails, 4);
+    assert_int_equal(u->health.passes, 3);
+    assert_int_equal(u->health.status_lo, 204);
+    assert_int_equal(u->health.status_hi, 204);
+    assert_int_equal(u->max_fails, 5);
+    assert_int_equal(u->fail_timeout_ms, 2000);
+    assert_int_equal(u->outlier.max_ejection_ms, 60000);
+    assert_int_equal(u->outlier.count_5xx, 1);
+    assert_int_equal(u->retry_on, CR_RETRY_503 | CR_RETRY_CONNECT);
+    assert_int_equal(u->retry_budget.percent, 50);
+    assert_int_equal(u->retry_budget.min_per_s, 7);
+    assert_int_equal(u->try_timeout_ms, 3000);
+    assert_int_equal(u->queue.size, 64);
+    assert_int_equal(u->queue.timeout_ms, 250);
+    assert_int_equal(u->servers[0].max_connections, 12);
+
+    u = &c->upstreams[1];
+    assert_int_equal(u->balance, CR_BALANCE_RANDOM);
+    assert_null(u->health.path);
+    assert_int_equal(u->health.status_lo, 200);
+    assert_int_equal(u->health.status_hi, 399);
+    assert_int_equal(u->retry_on, CR_RETRY_CONNECT | CR_RETRY_RESET);
+    assert_int_equal(u->outlier.max_ejection_ms, 300000);
+    assert_int_equal(u->outlier.count_5xx, 0);
+    assert_int_equal(u->queue.size, 0);
+    assert_int_equal(u->servers[0].max_connections, 0);
+
+    u = &c->upstreams[2];
+    assert_int_equal(u->hash.on, CR_HASH_CLIENT_ADDRESS);
+    assert_null(u->hash.name);
+    assert_int_equal(u->retry_on, 0);
+    cr_conf_free(c);
+}
+
 static const struct CMUnitTest unit_tests[] = {
     cmocka_unit_test(test_conf_parse_duration_table),
+    cmocka_unit_test(test_conf_upstream_resilience_keys),
     cmocka_unit_test(test_conf_parse_size_table),
     cmocka_unit_test(test_conf_parse_addr_table),
     cmocka_unit_test(test_conf_method_bits),

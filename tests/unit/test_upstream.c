@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +21,8 @@
 #include "gateway/log.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
+#include "gateway/http.h"
+#include "shm/layout.h"
 
 /*
  * Pools used below, by name:
@@ -29,6 +32,9 @@
  *   lcw    least_conn, weights 2, 1
  *   fails  round robin, max_fails 2, fail_timeout 500ms, weights 1, 1
  *   never  round robin, max_fails 0, weights 1, 1
+ *   eject  outlier: 1 failure, 100ms doubling up to 1s, 5xx count
+ *   p2c    random (two choices), weights 1, 1, 1
+ *   byhdr / bycookie / byaddr   hash on X-User, cookie sid, client address
  */
 static const char conf_yaml[] =
     "workers: 1\n"
@@ -56,6 +62,24 @@ static const char conf_yaml[] =
     "  never:\n"
     "    max_fails: 0\n"
     "    servers: [ 127.0.0.1:19051, 127.0.0.1:19052 ]\n"
+    "  eject:\n"
+    "    outlier: { failures: 1, base_ejection: 100ms, max_ejection: 1s, count_5xx: true }\n"
+    "    servers: [ 127.0.0.1:19061, 127.0.0.1:19062 ]\n"
+    "  p2c:\n"
+    "    balance: random\n"
+    "    servers: [ 127.0.0.1:19071, 127.0.0.1:19072, 127.0.0.1:19073 ]\n"
+    "  byhdr:\n"
+    "    balance: hash\n"
+    "    hash: { header: X-User }\n"
+    "    servers: [ 127.0.0.1:19081, 127.0.0.1:19082, 127.0.0.1:19083 ]\n"
+    "  bycookie:\n"
+    "    balance: hash\n"
+    "    hash: { cookie: sid }\n"
+    "    servers: [ 127.0.0.1:19091, 127.0.0.1:19092, 127.0.0.1:19093 ]\n"
+    "  byaddr:\n"
+    "    balance: hash\n"
+    "    hash: client_address\n"
+    "    servers: [ 127.0.0.1:19101, 127.0.0.1:19102, 127.0.0.1:19103 ]\n"
     "routes:\n"
     "  - { match: { path: /wrr },   upstream: wrr }\n"
     "  - { match: { path: /even },  upstream: even }\n"
@@ -127,11 +151,20 @@ pool_named(void **state, const char *name)
     return NULL;
 }
 
+/* cr_upstream_pick() for a request without a hash key. */
+static struct cr_upstream_server *
+pick(struct cr_upstream_pool *pool, uint64_t tried)
+{
+    struct cr_upstream_want want = { tried, 0, 0 };
+
+    return cr_upstream_pick(pool, &want);
+}
+
 /* Index of the picked server; fails the test on NULL. */
 static unsigned
 pick_idx(struct cr_upstream_pool *pool, uint64_t tried)
 {
-    struct cr_upstream_server *s = cr_upstream_pick(pool, tried);
+    struct cr_upstream_server *s = pick(pool, tried);
 
     assert_non_null(s);
     assert_ptr_equal(s->pool, pool);
@@ -175,8 +208,9 @@ test_upstream_pools_mirror_the_conf(void **state)
             assert_ptr_equal(s->pool, pool);
             assert_int_equal(s->idx, j);
             assert_int_equal(s->active, 0);
-            assert_int_equal(s->fails, 0);
-            assert_int_equal(s->down_until, 0);
+            assert_non_null(s->row);
+            assert_int_equal(s->row->fails, 0);
+            assert_int_equal(s->row->ejected_until_ms, 0);
         }
     }
 }
@@ -374,10 +408,10 @@ test_upstream_all_tried_gives_null(void **state)
     for (p = 0; p < CR_NELEM(names); p++) {
         struct cr_upstream_pool *pool = pool_named(state, names[p]);
 
-        assert_null(cr_upstream_pick(pool, BIT(0) | BIT(1) | BIT(2)));
-        assert_null(cr_upstream_pick(pool, UINT64_MAX));
+        assert_null(pick(pool, BIT(0) | BIT(1) | BIT(2)));
+        assert_null(pick(pool, UINT64_MAX));
         /* bits of servers the pool does not have change nothing */
-        assert_non_null(cr_upstream_pick(pool, BIT(0) | BIT(1) | BIT(5)));
+        assert_non_null(pick(pool, BIT(0) | BIT(1) | BIT(5)));
     }
 }
 
@@ -402,9 +436,9 @@ test_upstream_one_failure_below_max_fails_keeps_server_up(void **state)
     struct cr_upstream_pool *pool = pool_named(state, "fails");
     struct cr_upstream_server *s0 = &pool->servers[0];
 
-    cr_upstream_server_failed(s0);
-    assert_int_equal(s0->fails, 1);
-    assert_int_equal(s0->down_until, 0);
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_CONNECT);
+    assert_int_equal(s0->row->fails, 1);
+    assert_int_equal(s0->row->ejected_until_ms, 0);
     /* still chosen when it is the only one left */
     assert_int_equal(pick_idx(pool, BIT(1)), 0);
 }
@@ -418,22 +452,22 @@ test_upstream_max_fails_marks_server_down_for_fail_timeout(void **state)
     size_t i;
 
     before = cr_upstream_now();
-    cr_upstream_server_failed(s0);
-    cr_upstream_server_failed(s0);
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_CONNECT);
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_CONNECT);
     after = cr_upstream_now();
-    assert_true(s0->down_until >= before + 500);
-    assert_true(s0->down_until <= after + 500);
+    assert_true(s0->row->ejected_until_ms >= before + 500);
+    assert_true(s0->row->ejected_until_ms <= after + 500);
 
     /* skipped, whatever the rotation */
     for (i = 0; i < 10; i++) {
         assert_int_equal(pick_idx(pool, 0), 1);
     }
-    assert_null(cr_upstream_pick(pool, BIT(1)));
+    assert_null(pick(pool, BIT(1)));
 
     /* back after fail_timeout, without any success reported */
     now = cr_upstream_now();
-    if (now < s0->down_until) {
-        sleep_ms((long)(s0->down_until - now) + 50);
+    if (now < s0->row->ejected_until_ms) {
+        sleep_ms((long)(s0->row->ejected_until_ms - now) + 50);
     }
     assert_int_equal(pick_idx(pool, BIT(1)), 0);
 }
@@ -445,31 +479,237 @@ test_upstream_all_servers_down_gives_null(void **state)
     size_t i;
 
     for (i = 0; i < pool->nservers; i++) {
-        cr_upstream_server_failed(&pool->servers[i]);
-        cr_upstream_server_failed(&pool->servers[i]);
+        cr_upstream_server_failed(&pool->servers[i], CR_UPSTREAM_FAIL_CONNECT);
+        cr_upstream_server_failed(&pool->servers[i], CR_UPSTREAM_FAIL_CONNECT);
     }
-    assert_null(cr_upstream_pick(pool, 0));
-    assert_null(cr_upstream_pick(pool, 0));
+    assert_null(pick(pool, 0));
+    assert_null(pick(pool, 0));
 }
 
+/*
+ * An exchange that was in flight when the server was ejected may still
+ * succeed; that does not cut the ejection short, or one slow success
+ * would undo the verdict of several failures.
+ */
 static void
-test_upstream_server_ok_brings_server_back(void **state)
+test_upstream_success_does_not_end_an_ejection(void **state)
 {
     struct cr_upstream_pool *pool = pool_named(state, "fails");
     struct cr_upstream_server *s0 = &pool->servers[0];
-    struct cr_upstream_server *s1 = &pool->servers[1];
 
-    cr_upstream_server_failed(s0);
-    cr_upstream_server_failed(s0);
-    cr_upstream_server_failed(s1);
-    cr_upstream_server_failed(s1);
-    assert_null(cr_upstream_pick(pool, 0));
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_CONNECT);
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_ERROR);
+    assert_true(cr_upstream_server_ejected(s0, cr_upstream_now()));
+    cr_upstream_server_ok(s0, 200);
+    assert_true(cr_upstream_server_ejected(s0, cr_upstream_now()));
+    assert_int_equal(pick_idx(pool, 0), 1);
+    assert_int_equal(s0->row->ejections_total, 1);
+    assert_int_equal(s0->row->eject_streak, 1);
+}
 
-    cr_upstream_server_ok(s0);
-    assert_int_equal(s0->down_until, 0);
-    assert_int_equal(pick_idx(pool, 0), 0);
-    assert_int_equal(pick_idx(pool, 0), 0);
-    assert_null(cr_upstream_pick(pool, BIT(0)));
+/*
+ * A server that fails again right after its ejection ends is ejected for
+ * twice as long each time, up to max_ejection; one that worked for a base
+ * ejection time in between starts again from the base.
+ */
+static void
+test_upstream_repeated_ejection_doubles_up_to_max(void **state)
+{
+    struct cr_upstream_pool *pool = pool_named(state, "eject");
+    struct cr_upstream_server *s0 = &pool->servers[0];
+    static const uint64_t want[] = { 100, 200, 400, 800, 1000, 1000 };
+    uint64_t now;
+    size_t i;
+
+    for (i = 0; i < CR_NELEM(want); i++) {
+        /* as if the previous ejection had just ended */
+        s0->row->ejected_until_ms = cr_upstream_now();
+        if (i == 0) {
+            s0->row->ejected_until_ms = 0;
+        }
+        now = cr_upstream_now();
+        cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_TIMEOUT);
+        assert_true(s0->row->ejected_until_ms >= now + want[i]);
+        assert_true(s0->row->ejected_until_ms <= cr_upstream_now() + want[i]);
+        assert_int_equal(s0->row->ejections_total, i + 1);
+        assert_int_equal(s0->row->last_ejection_for_ms, want[i]);
+    }
+    /* healthy for longer than the base time since: back to the base */
+    s0->row->ejected_until_ms = cr_upstream_now() - 150;
+    now = cr_upstream_now();
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_TIMEOUT);
+    assert_true(s0->row->ejected_until_ms <= cr_upstream_now() + 100);
+    assert_true(s0->row->ejected_until_ms >= now + 100);
+    assert_int_equal(s0->row->eject_streak, 1);
+}
+
+/* 5xx answers count as failures only where outlier.count_5xx says so. */
+static void
+test_upstream_5xx_counts_only_when_configured(void **state)
+{
+    struct cr_upstream_pool *plain = pool_named(state, "fails");
+    struct cr_upstream_pool *strict = pool_named(state, "eject");
+    size_t i;
+
+    for (i = 0; i < 10; i++) {
+        cr_upstream_server_ok(&plain->servers[0], 503);
+    }
+    assert_false(cr_upstream_server_ejected(&plain->servers[0], cr_upstream_now()));
+    assert_int_equal(plain->servers[0].row->fails, 0);
+
+    cr_upstream_server_ok(&strict->servers[0], 500);
+    assert_true(cr_upstream_server_ejected(&strict->servers[0], cr_upstream_now()));
+    assert_int_equal(pick_idx(strict, 0), 1);
+}
+
+/* The health checker's verdict in the row is honoured on the next pick. */
+static void
+test_upstream_health_down_is_skipped(void **state)
+{
+    const char *names[] = { "wrr", "lc", "p2c", "byhdr" };
+    size_t p, i;
+
+    for (p = 0; p < CR_NELEM(names); p++) {
+        struct cr_upstream_pool *pool = pool_named(state, names[p]);
+
+        pool->servers[0].row->health = CR_SHM_HEALTH_DOWN;
+        for (i = 0; i < 50; i++) {
+            assert_int_not_equal(pick_idx(pool, 0), 0);
+        }
+        pool->servers[1].row->health = CR_SHM_HEALTH_DOWN;
+        pool->servers[2].row->health = CR_SHM_HEALTH_DOWN;
+        assert_null(pick(pool, 0));
+        /* up and unknown (never checked) are both usable */
+        pool->servers[1].row->health = CR_SHM_HEALTH_UP;
+        pool->servers[2].row->health = CR_SHM_HEALTH_UNKNOWN;
+        for (i = 0; i < 20; i++) {
+            assert_int_not_equal(pick_idx(pool, 0), 0);
+        }
+    }
+}
+
+/* random: the less loaded of two choices, so a busy server is avoided. */
+static void
+test_upstream_random_prefers_idle_server(void **state)
+{
+    struct cr_upstream_pool *pool = pool_named(state, "p2c");
+    unsigned count[3] = { 0, 0, 0 };
+    size_t i;
+
+    pool->servers[0].active = 50;
+    pool->servers[1].active = 50;
+    pool->servers[2].active = 0;
+    for (i = 0; i < 3000; i++) {
+        count[pick_idx(pool, 0)]++;
+    }
+    /* server 2 is in 2 of the 3 possible pairs and wins both: ~2/3 */
+    assert_true(count[2] > 1700);
+    assert_true(count[0] > 300 && count[1] > 300);
+}
+
+/* A parser holding <head> as a request head. */
+static void
+parse_head(struct cr_http_parser *hp, const char *head)
+{
+    static const struct cr_http_limits lim = { 16384, 100, 0, 0 };
+    enum cr_http_event ev;
+
+    cr_http_parser_init(hp, 1, &lim, NULL, NULL, NULL);
+    cr_http_parser_execute(hp, head, strlen(head), &ev);
+    assert_int_equal(ev, CR_HTTP_EV_HEAD);
+}
+
+/* Pick for a request with head <head> from client <peer>. */
+static unsigned
+pick_for(struct cr_upstream_pool *pool, const char *head, const char *peer, int *has_key)
+{
+    struct cr_http_parser hp;
+    struct cr_upstream_want want = { 0, 0, 0 };
+    struct cr_upstream_server *s;
+
+    parse_head(&hp, head);
+    cr_upstream_want_key(pool, &hp, peer, &want);
+    *has_key = want.has_key;
+    s = cr_upstream_pick(pool, &want);
+    cr_http_parser_free(&hp);
+    assert_non_null(s);
+    return s->idx;
+}
+
+/* hash: the same key always lands on the same server; the key's source
+ * is the configured header, cookie or client address. */
+static void
+test_upstream_hash_keys_are_sticky(void **state)
+{
+    struct cr_upstream_pool *hdr = pool_named(state, "byhdr");
+    struct cr_upstream_pool *cookie = pool_named(state, "bycookie");
+    struct cr_upstream_pool *addr = pool_named(state, "byaddr");
+    char head[256];
+    unsigned first, seen = 0;
+    int has;
+    size_t i, k;
+
+    for (k = 0; k < 30; k++) {
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nX-User: u%zu\r\n\r\n", k);
+        first = pick_for(hdr, head, "127.0.0.1", &has);
+        assert_true(has);
+        seen |= 1u << first;
+        for (i = 0; i < 5; i++) {
+            assert_int_equal(pick_for(hdr, head, "127.0.0.2", &has), first);
+        }
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\n"
+                 "Cookie: a=1; sid=s%zu; b=2\r\n\r\n", k);
+        first = pick_for(cookie, head, "127.0.0.1", &has);
+        assert_true(has);
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\n"
+                 "Cookie: sid=s%zu\r\n\r\n", k);
+        assert_int_equal(pick_for(cookie, head, "127.0.0.9", &has), first);
+    }
+    assert_int_equal(seen, 7);      /* 30 keys reach all three servers */
+
+    first = pick_for(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "10.1.2.3", &has);
+    assert_true(has);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(pick_for(addr, "GET /other HTTP/1.1\r\nHost: y\r\n\r\n",
+                                  "10.1.2.3", &has), first);
+    }
+    /* no such header or cookie: no key, still served */
+    pick_for(hdr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "127.0.0.1", &has);
+    assert_false(has);
+    pick_for(cookie, "GET / HTTP/1.1\r\nHost: x\r\nCookie: sidx=1\r\n\r\n", "127.0.0.1",
+             &has);
+    assert_false(has);
+}
+
+/* A key whose server is down moves to a neighbour, and comes back. */
+static void
+test_upstream_hash_moves_only_keys_of_a_down_server(void **state)
+{
+    struct cr_upstream_pool *pool = pool_named(state, "byhdr");
+    unsigned before[60], after;
+    char head[128];
+    int has;
+    size_t k;
+
+    for (k = 0; k < CR_NELEM(before); k++) {
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nX-User: k%zu\r\n\r\n", k);
+        before[k] = pick_for(pool, head, "127.0.0.1", &has);
+    }
+    pool->servers[1].row->health = CR_SHM_HEALTH_DOWN;
+    for (k = 0; k < CR_NELEM(before); k++) {
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nX-User: k%zu\r\n\r\n", k);
+        after = pick_for(pool, head, "127.0.0.1", &has);
+        if (before[k] != 1) {
+            assert_int_equal(after, before[k]);
+        } else {
+            assert_int_not_equal(after, 1);
+        }
+    }
+    pool->servers[1].row->health = CR_SHM_HEALTH_UP;
+    for (k = 0; k < CR_NELEM(before); k++) {
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: x\r\nX-User: k%zu\r\n\r\n", k);
+        assert_int_equal(pick_for(pool, head, "127.0.0.1", &has), before[k]);
+    }
 }
 
 static void
@@ -479,10 +719,10 @@ test_upstream_server_ok_resets_failure_count(void **state)
     struct cr_upstream_server *s0 = &pool->servers[0];
 
     /* failures must be consecutive: fail, ok, fail leaves it up */
-    cr_upstream_server_failed(s0);
-    cr_upstream_server_ok(s0);
-    cr_upstream_server_failed(s0);
-    assert_int_equal(s0->down_until, 0);
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_CONNECT);
+    cr_upstream_server_ok(s0, 200);
+    cr_upstream_server_failed(s0, CR_UPSTREAM_FAIL_CONNECT);
+    assert_int_equal(s0->row->ejected_until_ms, 0);
     assert_int_equal(pick_idx(pool, BIT(1)), 0);
 }
 
@@ -493,11 +733,11 @@ test_upstream_max_fails_zero_never_marks_down(void **state)
     size_t i;
 
     for (i = 0; i < 1000; i++) {
-        cr_upstream_server_failed(&pool->servers[0]);
-        cr_upstream_server_failed(&pool->servers[1]);
+        cr_upstream_server_failed(&pool->servers[0], CR_UPSTREAM_FAIL_CONNECT);
+        cr_upstream_server_failed(&pool->servers[1], CR_UPSTREAM_FAIL_CONNECT);
     }
-    assert_int_equal(pool->servers[0].down_until, 0);
-    assert_int_equal(pool->servers[1].down_until, 0);
+    assert_int_equal(pool->servers[0].row->ejected_until_ms, 0);
+    assert_int_equal(pool->servers[1].row->ejected_until_ms, 0);
     assert_int_equal(pick_idx(pool, BIT(1)), 0);
     assert_int_equal(pick_idx(pool, BIT(0)), 1);
 }
@@ -522,7 +762,13 @@ main(void)
         T(test_upstream_one_failure_below_max_fails_keeps_server_up),
         T(test_upstream_max_fails_marks_server_down_for_fail_timeout),
         T(test_upstream_all_servers_down_gives_null),
-        T(test_upstream_server_ok_brings_server_back),
+        T(test_upstream_success_does_not_end_an_ejection),
+        T(test_upstream_repeated_ejection_doubles_up_to_max),
+        T(test_upstream_5xx_counts_only_when_configured),
+        T(test_upstream_health_down_is_skipped),
+        T(test_upstream_random_prefers_idle_server),
+        T(test_upstream_hash_keys_are_sticky),
+        T(test_upstream_hash_moves_only_keys_of_a_down_server),
         T(test_upstream_server_ok_resets_failure_count),
         T(test_upstream_max_fails_zero_never_marks_down),
     };
