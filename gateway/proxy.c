@@ -53,6 +53,8 @@
 #define P_FRESH_RETRY   0x0800u /* the stale-connection retry was used */
 #define P_UPGRADE       0x1000u /* the upstream answered 101: tunnel next */
 #define P_TUNNEL        0x2000u /* bytes flow both ways, unparsed */
+#define P_BUDGET        0x4000u /* a retry counted in the pool's budget */
+#define P_RETRY_STATUS  0x8000u /* the answer's status is retried instead */
 
 enum framing {
     FRAME_NONE = 0,     /* no body */
@@ -78,6 +80,7 @@ struct cr_proxy {
     int                          client_keep;
     int                          last_status;   /* for the final error */
     uint64_t                     sent_us;       /* head queued upstream */
+    struct cr_waitq_entry        wq;            /* waiting under max_connections */
     const char                  *move_start;    /* body bytes to move, not copy */
     const char                  *move_end;
 };
@@ -101,10 +104,15 @@ srv_enter(struct cr_proxy *p)
     SRV_ADD(p, requests_active, 1);
 }
 
+static void waitq_kick(struct cr_upstream_pool *pool);
+
 static void
 srv_leave(struct cr_proxy *p)
 {
     p->srv->active--;
+    if (p->pool->waitq.len != 0) {
+        waitq_kick(p->pool);    /* a slot came free */
+    }
     cr_shm_sub(&srv_stats(p)->counters[CR_SHM_S_requests_active], 1);
     p->srv = NULL;
 }
@@ -381,6 +389,13 @@ proxy_free(struct cr_proxy *p, int reusable)
     if (p->flags & P_TUNNEL) {
         CR_STAT_DEC(tunnels_active);
     }
+    if (p->wq.queued) {
+        cr_waitq_remove(&p->pool->waitq, &p->wq);
+    }
+    if (p->flags & P_BUDGET) {
+        cr_retry_budget_done(&p->pool->budget);
+    }
+    p->pool->active--;
     c->proxy = NULL;
     if (proxy_ncached < PROXY_CACHE && p->head.cap <= 8192) {
         proxy_cache[proxy_ncached++] = p;   /* buffers kept for the next */
@@ -438,6 +453,8 @@ cr_proxy_start(struct cr_conn *c, const struct cr_conf_route *route)
     p->c = c;
     p->route = route;
     p->pool = &c->w->pools[route->upstream];
+    p->pool->active++;
+    cr_retry_budget_request(&p->pool->budget, cr_now_ms());
     p->last_status = 502;
     c->proxy = p;
     p->resp_limits.max_head_bytes = 64 * 1024;
@@ -464,6 +481,23 @@ set_timeouts(struct cr_proxy *p, uint64_t read_ms, uint64_t write_ms)
 }
 
 /*
+ * How long the request may wait for the first byte of its answer:
+ * try_timeout when it is set and shorter than read_timeout.
+ */
+static uint64_t
+answer_timeout(const struct cr_proxy *p)
+{
+    const struct cr_conf_upstream *cu = p->pool->conf;
+
+    if (cu->try_timeout_ms != 0
+        && (cu->read_timeout_ms == 0 || cu->try_timeout_ms < cu->read_timeout_ms))
+    {
+        return cu->try_timeout_ms;
+    }
+    return cu->read_timeout_ms;
+}
+
+/*
  * The upstream connection is usable: queue the head and let the client's
  * body flow. Ends with cr_conn_pump(), which may free <p>.
  */
@@ -477,7 +511,7 @@ send_head(struct cr_proxy *p)
     p->flags |= P_HEAD_SENT;
     p->uc->nreqs++;
     cr_http_parser_reuse(&p->resp, 0, &p->resp_limits, resp_head_cb, resp_body_cb, p);
-    set_timeouts(p, (p->flags & P_REQ_DONE) ? cu->read_timeout_ms : 0,
+    set_timeouts(p, (p->flags & P_REQ_DONE) ? answer_timeout(p) : 0,
                  cu->read_timeout_ms);
     cr_io_write(&p->uc->io, p->head.p, p->head.len);
     cr_io_read(&p->uc->io, 1);
@@ -490,6 +524,161 @@ send_head(struct cr_proxy *p)
     cr_conn_body_start(c);
 }
 
+/*
+ * May a failed try be followed by another? Within "retries", and, if
+ * <budgeted>, within the pool's retry budget (so an outage does not
+ * multiply the load by the number of tries). A try whose connect failed
+ * sent nothing and loaded no server, so its retry adds no load and is not
+ * budgeted. Counts the retry. Returns 1 or 0.
+ */
+static int
+retry_allowed(struct cr_proxy *p, int budgeted)
+{
+    struct cr_upstream_pool *pool = p->pool;
+
+    if (p->tries > pool->conf->retries) {
+        return 0;
+    }
+    if (!budgeted) {
+        CR_STAT_INC(upstream_retries_total);
+        return 1;
+    }
+    if (p->flags & P_BUDGET) {
+        cr_retry_budget_done(&pool->budget);
+        p->flags &= ~P_BUDGET;
+    }
+    if (!cr_retry_budget_take(&pool->budget, cr_now_ms())) {
+        CR_STAT_INC(upstream_retries_denied_total);
+        return 0;
+    }
+    p->flags |= P_BUDGET;
+    CR_STAT_INC(upstream_retries_total);
+    return 1;
+}
+
+/* Could the request be sent again? Only what was never partly streamed. */
+static int
+replayable(const struct cr_proxy *p)
+{
+    return p->req_frame == FRAME_NONE
+           && cr_http_method_idempotent(p->c->rq->p.method);
+}
+
+/* Servers of <pool> at their max_connections in this worker (bits idx % 64). */
+static uint64_t
+busy_servers(const struct cr_upstream_pool *pool)
+{
+    uint64_t busy = 0;
+    size_t i;
+
+    for (i = 0; i < pool->nservers; i++) {
+        const struct cr_upstream_server *s = &pool->servers[i];
+
+        if (s->conf->max_connections != 0 && s->active >= s->conf->max_connections) {
+            busy |= 1ULL << (i % 64);
+        }
+    }
+    return busy;
+}
+
+/* Has some server of <pool> a free slot? */
+static int
+has_room(const struct cr_upstream_pool *pool)
+{
+    size_t i;
+
+    for (i = 0; i < pool->nservers; i++) {
+        const struct cr_upstream_server *s = &pool->servers[i];
+
+        if (s->conf->max_connections == 0 || s->active < s->conf->max_connections) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static struct cr_proxy *
+waitq_proxy(struct cr_waitq_entry *e)
+{
+    return (struct cr_proxy *)(void *)((char *)e - offsetof(struct cr_proxy, wq));
+}
+
+static void try_next(struct cr_proxy *p);
+
+/* Arm the queue's timer for its oldest deadline (or stop it). */
+static void
+waitq_arm(struct cr_upstream_pool *pool)
+{
+    uint64_t due = cr_waitq_next_deadline(&pool->waitq), now = cr_now_ms(), ms;
+    struct timeval tv;
+
+    if (pool->waitq_ev == NULL) {
+        return;
+    }
+    if (due == 0) {
+        evtimer_del(pool->waitq_ev);
+        return;
+    }
+    ms = due > now ? due - now : 0;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    evtimer_add(pool->waitq_ev, &tv);
+}
+
+/*
+ * The queue's timer, or a kick after a slot came free: answer 503 to the
+ * requests that waited too long, then give free slots to the oldest.
+ */
+static void
+waitq_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cr_upstream_pool *pool = arg;
+    struct cr_waitq_entry *e;
+    uint64_t now = cr_now_ms();
+    size_t n;
+
+    (void)fd;
+    (void)what;
+    while ((e = cr_waitq_expired(&pool->waitq, now)) != NULL) {
+        CR_STAT_INC(upstream_queue_rejected_total);
+        proxy_fail(waitq_proxy(e), 503, "waited too long for a server under max_connections");
+    }
+    /* each waiting request gets one go; one that finds no slot queues again */
+    for (n = pool->waitq.len; n > 0 && has_room(pool); n--) {
+        if ((e = cr_waitq_pop(&pool->waitq)) == NULL) {
+            break;
+        }
+        try_next(waitq_proxy(e));
+    }
+    waitq_arm(pool);
+}
+
+static void
+waitq_kick(struct cr_upstream_pool *pool)
+{
+    if (pool->waitq_ev != NULL) {
+        event_active(pool->waitq_ev, EV_TIMEOUT, 1);
+    }
+}
+
+/* Every usable server is at max_connections: queue, or 503 at once. */
+static void
+wait_for_slot(struct cr_proxy *p)
+{
+    struct cr_upstream_pool *pool = p->pool;
+
+    if (pool->waitq_ev == NULL) {
+        pool->waitq_ev = evtimer_new(pool->w->base, waitq_cb, pool);
+    }
+    if (pool->waitq_ev == NULL || cr_waitq_push(&pool->waitq, &p->wq, cr_now_ms()) != CR_OK) {
+        CR_STAT_INC(upstream_queue_rejected_total);
+        proxy_fail(p, 503, "every server at max_connections");
+        return;
+    }
+    CR_STAT_INC(upstream_queued_total);
+    waitq_arm(pool);
+}
+
 /* Pick a server and get a connection to it; on failure answer 502/503. */
 static void
 try_next(struct cr_proxy *p)
@@ -497,6 +686,7 @@ try_next(struct cr_proxy *p)
     const struct cr_conf_upstream *cu = p->pool->conf;
     struct cr_upstream_want want = { 0, 0, 0 };
     struct cr_upstream_conn *uc;
+    uint64_t busy;
 
     for (;;) {
         if (!(p->flags & P_NO_REUSE)) {
@@ -507,12 +697,17 @@ try_next(struct cr_proxy *p)
             if (p->srv != NULL) {
                 srv_leave(p);
             }
-            if (p->tries > 0) {
-                CR_STAT_INC(upstream_retries_total);
-            }
-            want.tried = p->tried;
+            busy = busy_servers(p->pool);
+            want.tried = p->tried | busy;
             cr_upstream_want_key(p->pool, &p->c->rq->p, p->c->rq->peer, &want);
             p->srv = cr_upstream_pick(p->pool, &want);
+            if (p->srv == NULL && busy != 0) {
+                want.tried = p->tried;
+                if (cr_upstream_pick(p->pool, &want) != NULL) {
+                    wait_for_slot(p);   /* usable servers, all at max_connections */
+                    return;
+                }
+            }
             if (p->srv == NULL) {
                 if (p->tries == 0) {
                     proxy_fail(p, 503, "no server available");
@@ -543,6 +738,10 @@ try_next(struct cr_proxy *p)
             SRV_ADD(p, failures_total, 1);
             cr_upstream_server_failed(p->srv, CR_UPSTREAM_FAIL_CONNECT);
             p->last_status = 502;
+            if (!(cu->retry_on & CR_RETRY_CONNECT) || !retry_allowed(p, 0)) {
+                proxy_fail(p, 502, "connect failed");
+                return;
+            }
             continue;
         }
         CR_STAT_INC(upstream_connects_total);
@@ -554,16 +753,19 @@ try_next(struct cr_proxy *p)
 }
 
 /*
- * The upstream connection failed before any response byte. Retry if that
- * is safe, else answer <status>.
+ * The upstream connection failed before any response byte. Retry if
+ * retry_on allows it for what happened and the request can be sent again,
+ * else answer <status>. A keep-alive connection the server had closed is
+ * retried once on a fresh connection to the same server whatever
+ * retry_on says (it is not the server's failure; nginx does the same).
  */
 static void
 upstream_failed(struct cr_proxy *p, int status, const char *why, int server_fault)
 {
-    const struct cr_http_parser *hp = &p->c->rq->p;
-    int reused = (p->flags & P_REUSED) != 0;
-    int bodyless = p->req_frame == FRAME_NONE;
-    int safe;
+    const struct cr_conf_upstream *cu = p->pool->conf;
+    int stale = (p->flags & P_REUSED) && !(p->flags & P_FRESH_RETRY)
+                && !(p->flags & (P_CONNECTING | P_RESP_BYTES)) && status != 504;
+    int eligible;
 
     cr_upstream_close(p->uc);
     p->uc = NULL;
@@ -577,29 +779,32 @@ upstream_failed(struct cr_proxy *p, int status, const char *why, int server_faul
     }
 
     if (p->flags & P_CONNECTING) {
-        safe = 1;           /* nothing was sent */
+        eligible = (cu->retry_on & CR_RETRY_CONNECT) != 0;     /* nothing was sent */
+    } else if (p->flags & P_RESP_BYTES) {
+        eligible = 0;
     } else {
-        safe = bodyless && cr_http_method_idempotent(hp->method)
-               && !(p->flags & P_RESP_BYTES);
+        eligible = replayable(p)
+                   && (cu->retry_on & (status == 504 ? CR_RETRY_504 : CR_RETRY_RESET));
     }
-    if (!safe) {
-        if (server_fault) {
-            cr_upstream_server_failed(p->srv, status == 504 ? CR_UPSTREAM_FAIL_TIMEOUT
-                                                            : CR_UPSTREAM_FAIL_ERROR);
-        }
-        proxy_fail(p, status, why);
-        return;
-    }
-    cr_log_info("upstream %s/%s: %s; retrying", p->pool->conf->name,
-                p->srv->conf->addr.text, why);
-    if (reused && !(p->flags & P_FRESH_RETRY)) {
+    if (stale && replayable(p)) {
         /* a keep-alive conn the server had closed: same server, new conn */
+        cr_log_info("upstream %s/%s: %s; again on a new connection", cu->name,
+                    p->srv->conf->addr.text, why);
         CR_STAT_INC(upstream_retries_total);
         p->flags |= P_NO_REUSE | P_FRESH_RETRY;
-    } else if (server_fault) {
+        p->flags &= ~(P_HEAD_SENT | P_RESP_BYTES);
+        try_next(p);
+        return;
+    }
+    if (server_fault) {
         cr_upstream_server_failed(p->srv, status == 504 ? CR_UPSTREAM_FAIL_TIMEOUT
                                                         : CR_UPSTREAM_FAIL_ERROR);
     }
+    if (!eligible || !retry_allowed(p, !(p->flags & P_CONNECTING))) {
+        proxy_fail(p, status, why);
+        return;
+    }
+    cr_log_info("upstream %s/%s: %s; retrying", cu->name, p->srv->conf->addr.text, why);
     p->flags &= ~(P_CONNECTING | P_HEAD_SENT | P_RESP_BYTES);
     try_next(p);
 }
@@ -676,7 +881,7 @@ cr_proxy_req_done(struct cr_proxy *p)
         return;
     }
     /* now the upstream owes us an answer: its read timeout starts */
-    set_timeouts(p, p->pool->conf->read_timeout_ms, p->pool->conf->read_timeout_ms);
+    set_timeouts(p, answer_timeout(p), p->pool->conf->read_timeout_ms);
 }
 
 /*
@@ -696,6 +901,15 @@ resp_head_cb(void *arg)
     int nobody, head_req = p->c->rq->p.method == HTTP_HEAD;
     size_t i;
 
+    if (hp->status >= 502 && hp->status <= 504 && (p->flags & P_REQ_DONE)
+        && (p->pool->conf->retry_on & (hp->status == 502 ? CR_RETRY_502
+                                       : hp->status == 503 ? CR_RETRY_503 : CR_RETRY_504))
+        && replayable(p) && retry_allowed(p, 1))
+    {
+        /* retry_on: this answer is dropped, unread; pump_response() retries */
+        p->flags |= P_RETRY_STATUS;
+        return 1;
+    }
     if (hp->status == 101 && (p->c->rq->p.flags & CR_HTTP_F_UPGRADE)
         && cr_http_find(hp, "upgrade") != NULL)
     {
@@ -968,6 +1182,23 @@ resp_done(struct cr_proxy *p)
     finish(p);
 }
 
+/* The answer's status is one retry_on names: try the next server. */
+static void
+retry_status(struct cr_proxy *p)
+{
+    int status = p->resp.status;
+
+    p->flags &= ~(P_RETRY_STATUS | P_HEAD_SENT | P_RESP_BYTES);
+    SRV_ADD(p, responses_1xx_total + cr_stats_class(status), 1);
+    cr_upstream_server_ok(p->srv, status);      /* a 5xx may count (outlier) */
+    cr_upstream_close(p->uc);                   /* its body was not read */
+    p->uc = NULL;
+    p->last_status = status;
+    cr_log_info("upstream %s/%s: answered %d; retrying", p->pool->conf->name,
+                p->srv->conf->addr.text, status);
+    try_next(p);
+}
+
 /* Parse what the upstream sent, as far as the client can take it. */
 static void
 pump_response(struct cr_proxy *p)
@@ -991,6 +1222,10 @@ pump_response(struct cr_proxy *p)
             uint64_t us = cr_stats_now_us() - p->sent_us;
 
             p->flags |= P_RESP_BYTES;
+            if (p->pool->conf->try_timeout_ms != 0) {
+                /* the try answered: from here on, read_timeout */
+                set_timeouts(p, p->pool->conf->read_timeout_ms, p->pool->conf->read_timeout_ms);
+            }
             cr_shm_hist_add(&cr_stats_slot->upstream_ttfb, us);
             cr_shm_hist_add(&srv_stats(p)->ttfb, us);
         }
@@ -1028,6 +1263,10 @@ pump_response(struct cr_proxy *p)
         }
         p->move_start = p->move_end = NULL;
         CR_STAT_ADD(upstream_bytes_in_total, n);
+        if (p->flags & P_RETRY_STATUS) {
+            retry_status(p);
+            return;
+        }
         SRV_ADD(p, bytes_in_total, n);
         if (ev == CR_HTTP_EV_DONE) {
             resp_done(p);
@@ -1116,12 +1355,16 @@ up_io(struct cr_upstream_conn *uc, unsigned r, void *arg)
         tunnel_end(p, (r & CR_IO_R_ERROR) ? "upstream error" : "idle timeout");
         return;
     }
-    if (r & (CR_IO_R_RTIMEOUT | CR_IO_R_WTIMEOUT)) {
+    if ((r & (CR_IO_R_RTIMEOUT | CR_IO_R_WTIMEOUT)) && !(p->flags & P_RESP_BYTES)) {
         /*
-         * A slow answer is the endpoint's, not proof the server is gone:
-         * it does not count toward max_fails (connect failures do), and it
-         * is not retried, which would only double the load on a slow path.
+         * No answer within read_timeout (or try_timeout): retried only if
+         * retry_on has 504. A slow answer is the endpoint's, not proof the
+         * server is gone: it does not count toward the outlier failures.
          */
+        upstream_failed(p, 504, p->pool->conf->try_timeout_ms ? "try timeout" : "read timeout", 0);
+        return;
+    }
+    if (r & (CR_IO_R_RTIMEOUT | CR_IO_R_WTIMEOUT)) {
         CR_STAT_INC(upstream_timeouts_total);
         SRV_ADD(p, timeouts_total, 1);
         proxy_fail(p, 504, (p->flags & P_RESP_HEAD) ? "read timeout mid-response"

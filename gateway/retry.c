@@ -37,23 +37,51 @@ cr_retry_budget_init(struct cr_retry_budget *b, unsigned percent, unsigned min_p
 {
     b->percent = percent;
     b->min_per_s = min_per_s;
-    b->active = 0;
     b->second = 0;
-    b->started = 0;
+    b->reqs = b->prev_reqs = 0;
+    b->started = b->prev_started = 0;
+    b->active = 0;
     b->denied = 0;
 }
 
-int
-cr_retry_budget_take(struct cr_retry_budget *b, uint64_t now_ms, uint64_t requests)
+/* Move the window to the second of <now_ms>. */
+static void
+roll(struct cr_retry_budget *b, uint64_t now_ms)
 {
     uint64_t sec = now_ms / 1000;
 
-    if (sec != b->second) {
-        b->second = sec;
-        b->started = 0;
+    if (sec == b->second) {
+        return;
     }
-    /* active / requests < percent / 100, without dividing */
-    if (b->active * 100 < requests * b->percent || b->started < b->min_per_s) {
+    if (sec == b->second + 1) {
+        b->prev_reqs = b->reqs;
+        b->prev_started = b->started;
+    } else {
+        b->prev_reqs = 0;
+        b->prev_started = 0;
+    }
+    b->second = sec;
+    b->reqs = 0;
+    b->started = 0;
+}
+
+void
+cr_retry_budget_request(struct cr_retry_budget *b, uint64_t now_ms)
+{
+    roll(b, now_ms);
+    b->reqs++;
+}
+
+int
+cr_retry_budget_take(struct cr_retry_budget *b, uint64_t now_ms)
+{
+    uint64_t retries, reqs;
+
+    roll(b, now_ms);
+    retries = (uint64_t)b->started + b->prev_started;
+    reqs = b->reqs + b->prev_reqs;
+    /* retries / requests < percent / 100, without dividing */
+    if (b->started < b->min_per_s || retries * 100 < reqs * b->percent) {
         b->active++;
         b->started++;
         return 1;

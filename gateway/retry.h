@@ -29,30 +29,37 @@ int cr_retry_eligible(unsigned retry_on, enum cr_retry_cause cause, int status,
                       int idempotent, int body_sent);
 
 /*
- * Envoy-like retry budget: a retry may start while the retries in flight
- * are fewer than <percent> of the requests in flight, or while fewer than
- * <min_per_s> retries started in the current second. During an outage,
- * when every request fails, retries thus add at most <percent> to the load
- * instead of multiplying it by the number of tries.
+ * Retry budget: over a sliding window of the current and the previous
+ * second, retries may be at most <percent> of the requests that started,
+ * but <min_per_s> retries may always start in a second. When every request
+ * fails (an outage), retries thus add at most <percent> to the load instead
+ * of multiplying it by the number of tries; when one server of several dies,
+ * the burst of retries it causes is small next to the request rate and all
+ * of it goes through. (A cap on retries in flight, as Envoy has, would
+ * refuse most of that burst at a modest load and turn a failure the other
+ * servers could absorb into errors.)
  */
 struct cr_retry_budget {
     unsigned    percent;
     unsigned    min_per_s;
-    uint64_t    active;             /* retries in flight */
     uint64_t    second;             /* the current second (now_ms / 1000) */
-    unsigned    started;            /* retries started in it */
+    uint64_t    reqs, prev_reqs;    /* requests started in it, in the one before */
+    unsigned    started, prev_started;  /* retries started */
+    uint64_t    active;             /* retries in flight (for the record) */
     uint64_t    denied;             /* retries refused, for counters */
 };
 
 void cr_retry_budget_init(struct cr_retry_budget *b, unsigned percent, unsigned min_per_s);
 
+/* A request of the pool starts at <now_ms> (any clock). */
+void cr_retry_budget_request(struct cr_retry_budget *b, uint64_t now_ms);
+
 /*
- * May a retry start now (<now_ms>, any clock), with <requests> requests in
- * flight in the pool? On 1 the retry is counted as started and in flight:
- * the caller calls cr_retry_budget_done() when it ends. On 0 it is counted
- * as denied.
+ * May a retry start now? On 1 it is counted as started and in flight: the
+ * caller calls cr_retry_budget_done() when it ends. On 0 it is counted as
+ * denied.
  */
-int  cr_retry_budget_take(struct cr_retry_budget *b, uint64_t now_ms, uint64_t requests);
+int  cr_retry_budget_take(struct cr_retry_budget *b, uint64_t now_ms);
 void cr_retry_budget_done(struct cr_retry_budget *b);
 
 #endif /* CR_RETRY_H */

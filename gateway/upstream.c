@@ -136,6 +136,9 @@ cr_upstream_pools_init(struct cr_worker *w, char *err, size_t errlen)
         pool->conf = cu;
         pool->w = w;
         TAILQ_INIT(&pool->idle);
+        cr_retry_budget_init(&pool->budget, cu->retry_budget.percent,
+                             cu->retry_budget.min_per_s);
+        cr_waitq_init(&pool->waitq, cu->queue.size, cu->queue.timeout_ms);
         pool->servers = calloc(cu->nservers, sizeof(*pool->servers));
         if (pool->servers == NULL) {
             snprintf(err, errlen, "out of memory for upstream \"%s\"", cu->name);
@@ -171,6 +174,9 @@ cr_upstream_pools_free(struct cr_worker *w)
             cr_upstream_close(uc);
         }
         select_free(pool);
+        if (pool->waitq_ev != NULL) {
+            event_free(pool->waitq_ev);
+        }
         free(pool->servers);
     }
     free(w->pools);

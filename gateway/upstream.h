@@ -18,7 +18,10 @@
 
 #include "balance.h"
 #include "io.h"
+#include "retry.h"
+#include "waitq.h"
 
+struct event;
 struct cr_http_parser;
 struct cr_shm_server;
 struct cr_worker;
@@ -66,6 +69,10 @@ struct cr_upstream_pool {
     struct cr_balance_ring   ring;          /* balance: hash */
     uint64_t                 rng;           /* balance: random */
     struct cr_shm_server    *local_rows;    /* rows of servers not in shm */
+    unsigned                 active;        /* requests in flight (proxy.c) */
+    struct cr_retry_budget   budget;        /* retry_budget (proxy.c) */
+    struct cr_waitq          waitq;         /* queue: under max_connections */
+    struct event            *waitq_ev;      /* its timer; made on first use */
 };
 
 /* Why an exchange with a server failed (cr_upstream_server_failed()). */

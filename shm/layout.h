@@ -92,7 +92,10 @@ struct cr_shm_hist {
     X(parse_errors_total,          "malformed requests or responses")          \
     X(connections_rejected_total,  "connections refused with 503 over max_connections") \
     X(upgrades_total,              "connections switched to a tunnel after a 101") \
-    X(tunnels_active,              "tunnels (WebSocket and other upgrades) open now")
+    X(tunnels_active,              "tunnels (WebSocket and other upgrades) open now") \
+    X(upstream_retries_denied_total, "retries refused by the retry budget")   \
+    X(upstream_queued_total,       "requests that waited for a server under max_connections") \
+    X(upstream_queue_rejected_total, "503 for a full wait queue or a wait too long")
 
 enum cr_shm_counter {
 #define CR_SHM_X_ENUM(f, h) CR_SHM_C_##f,

@@ -48,24 +48,52 @@ test_retry_eligibility_table(void **state)
     }
 }
 
-/* 20% of 100 requests in flight: 20 retries at once, not 21. */
+/* 20% of 100 requests started: 20 retries, not 21. */
 static void
-test_retry_budget_caps_retries_in_flight(void **state)
+test_retry_budget_caps_retries_to_a_share_of_requests(void **state)
 {
     struct cr_retry_budget b;
     unsigned i, ok = 0;
 
     (void) state;
     cr_retry_budget_init(&b, 20, 0);
+    for (i = 0; i < 100; i++) {
+        cr_retry_budget_request(&b, 5000);
+    }
     for (i = 0; i < 50; i++) {
-        ok += (unsigned) cr_retry_budget_take(&b, 5000, 100);
+        ok += (unsigned) cr_retry_budget_take(&b, 5000);
     }
     assert_int_equal(ok, 20);
     assert_int_equal(b.denied, 30);
-    /* one ends: one more may start */
+    /* ending retries gives nothing back: the share is of requests started */
     cr_retry_budget_done(&b);
-    assert_true(cr_retry_budget_take(&b, 5000, 100));
-    assert_false(cr_retry_budget_take(&b, 5000, 100));
+    assert_false(cr_retry_budget_take(&b, 5100));
+    /* five more requests: one more retry */
+    for (i = 0; i < 5; i++) {
+        cr_retry_budget_request(&b, 5200);
+    }
+    assert_true(cr_retry_budget_take(&b, 5200));
+    assert_false(cr_retry_budget_take(&b, 5200));
+}
+
+/* The window holds the previous second too, then forgets it. */
+static void
+test_retry_budget_window_is_two_seconds(void **state)
+{
+    struct cr_retry_budget b;
+    unsigned i, ok = 0;
+
+    (void) state;
+    cr_retry_budget_init(&b, 10, 0);
+    for (i = 0; i < 100; i++) {
+        cr_retry_budget_request(&b, 1000);
+    }
+    for (i = 0; i < 20; i++) {
+        ok += (unsigned) cr_retry_budget_take(&b, 2999);     /* next second */
+    }
+    assert_int_equal(ok, 10);
+    /* two seconds on: the requests of 1000 are out of the window */
+    assert_false(cr_retry_budget_take(&b, 3000 + 1000));
 }
 
 /* With few requests the minimum rate still allows some retries per second. */
@@ -78,18 +106,21 @@ test_retry_budget_minimum_rate_per_second(void **state)
     (void) state;
     cr_retry_budget_init(&b, 20, 3);
     for (i = 0; i < 10; i++) {
-        ok += (unsigned) cr_retry_budget_take(&b, 1000, 1);
+        ok += (unsigned) cr_retry_budget_take(&b, 1000);
     }
     assert_int_equal(ok, 3);
     /* the next second: three more, though none has ended */
     ok = 0;
     for (i = 0; i < 10; i++) {
-        ok += (unsigned) cr_retry_budget_take(&b, 2500, 1);
+        ok += (unsigned) cr_retry_budget_take(&b, 2500);
     }
     assert_int_equal(ok, 3);
     /* percent 0, min 0: never */
     cr_retry_budget_init(&b, 0, 0);
-    assert_false(cr_retry_budget_take(&b, 0, 1000));
+    for (i = 0; i < 1000; i++) {
+        cr_retry_budget_request(&b, 0);
+    }
+    assert_false(cr_retry_budget_take(&b, 0));
     cr_retry_budget_done(&b);
     assert_int_equal(b.active, 0);
 }
@@ -99,7 +130,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_eligibility_table),
-        cmocka_unit_test(test_retry_budget_caps_retries_in_flight),
+        cmocka_unit_test(test_retry_budget_caps_retries_to_a_share_of_requests),
+        cmocka_unit_test(test_retry_budget_window_is_two_seconds),
         cmocka_unit_test(test_retry_budget_minimum_rate_per_second),
     };
 
