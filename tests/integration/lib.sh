@@ -162,7 +162,8 @@ is_ours() {
             return 1 ;;
         backend)
             cmd=$(tr '\0' ' ' < "/proc/$2/cmdline" 2>/dev/null) || return 1
-            case "$cmd" in *backend.py*) return 0 ;; esac
+            # backend.py, or a backend script the test wrote into TEST_DIR
+            case "$cmd" in *backend.py*|*"$TEST_DIR/"*) return 0 ;; esac
             return 1 ;;
         client)
             # a test's own background client: still a child of this shell
