@@ -73,6 +73,7 @@ struct cr_upstream_pool {
     struct cr_retry_budget   budget;        /* retry_budget (proxy.c) */
     struct cr_waitq          waitq;         /* queue: under max_connections */
     struct event            *waitq_ev;      /* its timer; made on first use */
+    struct event            *trim_ev;       /* closes idle surplus (upstream.c) */
 };
 
 /* Why an exchange with a server failed (cr_upstream_server_failed()). */
