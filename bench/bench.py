@@ -372,19 +372,23 @@ class Lab:
 # measurements
 
 def cpu_ticks(pids):
+    """{pid: (utime, stime)} in clock ticks."""
     total = {}
     for p in pids:
         with open("/proc/%d/stat" % p) as f:
             rest = f.read().rsplit(")", 1)[1].split()
-        total[p] = int(rest[11]) + int(rest[12])       # utime, stime
+        total[p] = (int(rest[11]), int(rest[12]))
     return total
 
 
 def cpu_seconds(before, after):
+    """(user, system) CPU seconds spent between two cpu_ticks readings."""
     missing = set(before) - set(after)
     if missing:
         raise BenchError("processes %s went away during the run" % sorted(missing))
-    return sum(after[p] - before.get(p, 0) for p in after) / CLK_TCK
+    u = sum(after[p][0] - before.get(p, (0, 0))[0] for p in after)
+    s = sum(after[p][1] - before.get(p, (0, 0))[1] for p in after)
+    return u / CLK_TCK, s / CLK_TCK
 
 
 def memory(pids):
@@ -459,7 +463,8 @@ def wrk_run(t, sc, cpu, rawname):
     res = parse_wrk(r.stdout)
     with open(rawname, "w") as f:
         f.write(" ".join(argv) + "\n" + r.stdout + r.stderr)
-    res["cpu_s"] = cpu_seconds(c0, c1)
+    res["user_s"], res["sys_s"] = cpu_seconds(c0, c1)
+    res["cpu_s"] = res["user_s"] + res["sys_s"]
     res["req_per_cpu_s"] = res["requests"] / res["cpu_s"] if res["cpu_s"] else None
     if workers0 is not None:
         w1 = corral_workers(t)
@@ -676,12 +681,16 @@ def aggregate(runs):
     for k, rs in groups.items():
         rps = [r["rps"] for r in rs]
         rpc = [r["req_per_cpu_s"] for r in rs if r["req_per_cpu_s"]]
+        # CPU microseconds per request, user and system apart
+        usr_us = [1e6 * r["user_s"] / r["requests"] for r in rs if r.get("requests")]
+        sys_us = [1e6 * r["sys_s"] / r["requests"] for r in rs if r.get("requests")]
         bal = [max(r["worker_requests"]) / max(1, min(r["worker_requests"]))
                for r in rs if r.get("worker_requests")]
         agg[k] = dict(rps=med(rps), rps_min=min(rps), rps_max=max(rps),
                       p50=med([r["p50_ms"] for r in rs]), p99=med([r["p99_ms"] for r in rs]),
                       rpc=med(rpc), rpc_min=min(rpc) if rpc else None,
                       rpc_max=max(rpc) if rpc else None,
+                      usr_us=med(usr_us), sys_us=med(sys_us),
                       errors=sum(sum(r["errors"].values()) for r in rs),
                       balance=med(bal), balance_max=max(bal) if bal else None,
                       rounds=len(rs))
@@ -724,18 +733,20 @@ def summary(results, agg):
             L.append("")
             L.append("## %s: %s" % (mode, SCENARIOS[sc]["title"]))
             L.append("")
-            L.append("| target | req/s | p50 ms | p99 ms | vs direct | req/CPU-s | errors |")
-            L.append("|---|---|---|---|---|---|---|")
+            L.append("| target | req/s | p50 ms | p99 ms | vs direct | req/CPU-s "
+                     "| CPU us/req user + sys | errors |")
+            L.append("|---|---|---|---|---|---|---|---|")
             direct = agg.get((mode, sc, "direct"))
             for t in ["direct"] + proxy_targets():
                 a = agg.get((mode, sc, t))
                 if not a:
                     continue
-                L.append("| %s | %s [%s-%s] | %.2f | %.2f | %s | %s [%s-%s] | %s |" % (
+                L.append("| %s | %s [%s-%s] | %.2f | %.2f | %s | %s [%s-%s] | %s + %s | %s |" % (
                     t if t != "direct" else "direct (backend)", fmt(a["rps"]),
                     fmt(a["rps_min"]), fmt(a["rps_max"]), a["p50"], a["p99"],
                     fmt(a["rps"] / direct["rps"] if direct else None, "%.2f"),
                     fmt(a["rpc"]), fmt(a["rpc_min"]), fmt(a["rpc_max"]),
+                    fmt(a["usr_us"], "%.1f"), fmt(a["sys_us"], "%.1f"),
                     a["errors"] if a["errors"] else "0"))
             c = agg.get((mode, sc, "corral"))
             bv, bp = best_peer(agg, mode, sc, "rpc")
