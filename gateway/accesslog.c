@@ -470,7 +470,7 @@ hex16(char *out, uint64_t v)
 void
 cr_access_req_begin(struct cr_access_req *r, const struct cr_http_parser *hp)
 {
-    const struct cr_http_field *f = cr_http_find(hp, "x-request-id");
+    const struct cr_http_field *f = cr_http_find_kind(hp, CR_HDR_X_REQUEST_ID);
     size_t n;
 
     memset(r, 0, sizeof(*r));

@@ -541,7 +541,7 @@ parse_target(struct cr_conn *c)
     }
 
 host:
-    if (rq->host == NULL && (f = cr_http_find(hp, "host")) != NULL) {
+    if (rq->host == NULL && (f = cr_http_find_kind(hp, CR_HDR_HOST)) != NULL) {
         rq->host = cr_http_str(hp, f->value);
         rq->hostlen = f->value.len;
         while (rq->hostlen > 0 && (rq->host[rq->hostlen - 1] == ' '

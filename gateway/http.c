@@ -225,44 +225,70 @@ on_chunk_header(llhttp_t *p)
 static const char *
 scan_head(struct cr_http_parser *hp, const char *data, size_t n)
 {
+    /* the state in locals: stores through <hp> could alias <data> */
+    unsigned char prev = hp->scan_prev, cr = hp->scan_cr, bol = hp->scan_bol;
+    unsigned char seen = hp->scan_seen;
+    const char *why = NULL;
     size_t i;
 
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)data[i];
 
-        if (hp->scan_cr) {
-            hp->scan_cr = 0;
+        if (c > '\r') {                   /* neither CR nor LF: most bytes */
+            if (cr) {
+                why = "bare CR in the request head";
+                break;
+            }
+            if (bol && seen && c == ' ') {
+                why = "line folding (obs-fold) in the request head";
+                break;
+            }
+            bol = 0;
+            seen = 1;
+            prev = c;
+            continue;
+        }
+        if (cr) {
+            cr = 0;
             if (c != '\n') {
-                return "bare CR in the request head";
+                why = "bare CR in the request head";
+                break;
             }
         }
         if (c == '\r') {
-            hp->scan_cr = 1;
-            hp->scan_prev = c;
+            cr = 1;
+            prev = c;
             continue;
         }
         if (c == '\n') {
-            if (hp->scan_prev != '\r') {
-                return "bare LF in the request head";
+            if (prev != '\r') {
+                why = "bare LF in the request head";
+                break;
             }
-            if (hp->scan_seen && !hp->scan_line1) {
+            if (seen && !hp->scan_line1) {
                 hp->scan_line1 = 1;
                 if (!hp->have_version) {
-                    return "request line without an HTTP version";
+                    why = "request line without an HTTP version";
+                    break;
                 }
             }
-            hp->scan_bol = 1;
-            hp->scan_prev = c;
+            bol = 1;
+            prev = c;
             continue;
         }
-        if (hp->scan_bol && hp->scan_seen && (c == ' ' || c == '\t')) {
-            return "line folding (obs-fold) in the request head";
+        if (bol && seen && c == '\t') {
+            why = "line folding (obs-fold) in the request head";
+            break;
         }
-        hp->scan_bol = 0;
-        hp->scan_seen = 1;
-        hp->scan_prev = c;
+        bol = 0;
+        seen = 1;
+        prev = c;
     }
-    return NULL;
+    hp->scan_prev = prev;
+    hp->scan_cr = cr;
+    hp->scan_bol = bol;
+    hp->scan_seen = seen;
+    return why;
 }
 
 /*
@@ -421,13 +447,80 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
 }
 
 /* tchar of RFC 9110 §5.6.2 */
+static const unsigned char tchars[256] = {
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
+    ['~'] = 1
+};
+
 static int
 is_tchar(unsigned char ch)
 {
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
-        return 1;
+    return tchars[ch];
+}
+
+/* <a> equals lower-case <b>, both <n> bytes, ASCII letters in any case. */
+static int
+lower_eq(const char *a, const char *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            c += 'a' - 'A';
+        }
+        if (c != (unsigned char)b[i]) {
+            return 0;
+        }
     }
-    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return 1;
+}
+
+enum cr_http_hdr
+cr_http_hdr_kind(const char *n, size_t len)
+{
+    switch (len) {
+    case 2:
+        return lower_eq(n, "te", 2) ? CR_HDR_TE : CR_HDR_OTHER;
+    case 3:
+        return lower_eq(n, "via", 3) ? CR_HDR_VIA : CR_HDR_OTHER;
+    case 4:
+        return lower_eq(n, "host", 4) ? CR_HDR_HOST : CR_HDR_OTHER;
+    case 6:
+        return lower_eq(n, "expect", 6) ? CR_HDR_EXPECT : CR_HDR_OTHER;
+    case 7:
+        if (lower_eq(n, "upgrade", 7)) {
+            return CR_HDR_UPGRADE;
+        }
+        return lower_eq(n, "trailer", 7) ? CR_HDR_TRAILER : CR_HDR_OTHER;
+    case 10:
+        if (lower_eq(n, "connection", 10)) {
+            return CR_HDR_CONNECTION;
+        }
+        return lower_eq(n, "keep-alive", 10) ? CR_HDR_KEEP_ALIVE : CR_HDR_OTHER;
+    case 12:
+        return lower_eq(n, "x-request-id", 12) ? CR_HDR_X_REQUEST_ID : CR_HDR_OTHER;
+    case 14:
+        return lower_eq(n, "content-length", 14) ? CR_HDR_CONTENT_LENGTH : CR_HDR_OTHER;
+    case 15:
+        return lower_eq(n, "x-forwarded-for", 15) ? CR_HDR_X_FORWARDED_FOR : CR_HDR_OTHER;
+    case 16:
+        if (lower_eq(n, "x-forwarded-host", 16)) {
+            return CR_HDR_X_FORWARDED_HOST;
+        }
+        return lower_eq(n, "proxy-connection", 16) ? CR_HDR_PROXY_CONNECTION : CR_HDR_OTHER;
+    case 17:
+        if (lower_eq(n, "x-forwarded-proto", 17)) {
+            return CR_HDR_X_FORWARDED_PROTO;
+        }
+        return lower_eq(n, "transfer-encoding", 17) ? CR_HDR_TRANSFER_ENCODING
+                                                    : CR_HDR_OTHER;
+    default:
+        return CR_HDR_OTHER;
+    }
 }
 
 /*
@@ -439,7 +532,7 @@ static int
 on_header_field_complete(llhttp_t *p)
 {
     struct cr_http_parser *hp = p->data;
-    const struct cr_http_field *f;
+    struct cr_http_field *f;
     const char *name;
     uint32_t i;
 
@@ -451,10 +544,11 @@ on_header_field_complete(llhttp_t *p)
     f = &hp->fields[hp->nfields - 1];
     name = cr_http_str(hp, f->name);
     for (i = 0; i < f->name.len; i++) {
-        if (!is_tchar((unsigned char)name[i])) {
+        if (!tchars[(unsigned char)name[i]]) {
             return fail(hp, hp->is_request ? 400 : 502, "invalid header name");
         }
     }
+    f->kind = cr_http_hdr_kind(name, f->name.len);
     return 0;
 }
 
@@ -468,6 +562,7 @@ on_header_value_complete(llhttp_t *p)
 }
 
 static int token_listed(const char *v, size_t vlen, const char *name, size_t len);
+static int lists_names(const char *v, size_t vlen);
 
 /*
  * A request that may switch protocols (RFC 9110 §7.8): HTTP/1.1, GET, no
@@ -482,14 +577,14 @@ wants_upgrade(const struct cr_http_parser *hp)
 
     if (hp->http_minor != 1 || hp->method != HTTP_GET
         || (hp->flags & (CR_HTTP_F_CHUNKED | CR_HTTP_F_TE | CR_HTTP_F_CLEN))
-        || cr_http_find(hp, "upgrade") == NULL)
+        || cr_http_find_kind(hp, CR_HDR_UPGRADE) == NULL)
     {
         return 0;
     }
     for (i = 0; i < hp->nfields; i++) {
         const struct cr_http_field *f = &hp->fields[i];
 
-        if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "connection")
+        if (f->kind == CR_HDR_CONNECTION
             && token_listed(cr_http_str(hp, f->value), f->value.len, "upgrade", 7))
         {
             return 1;
@@ -541,15 +636,18 @@ on_headers_complete(llhttp_t *p)
 
     for (i = 0; i < hp->nfields; i++) {
         const struct cr_http_field *f = &hp->fields[i];
-        const char *name = cr_http_str(hp, f->name);
 
-        if (cr_http_name_eq(name, f->name.len, "host")) {
+        if (f->kind == CR_HDR_HOST) {
             nhost++;
-        } else if (cr_http_name_eq(name, f->name.len, "expect")) {
+        } else if (f->kind == CR_HDR_CONNECTION) {
+            if (lists_names(cr_http_str(hp, f->value), f->value.len)) {
+                hp->flags |= CR_HTTP_F_CONN_NAMES;
+            }
+        } else if (f->kind == CR_HDR_EXPECT) {
             if (value_is(hp, f, "100-continue")) {
                 hp->flags |= CR_HTTP_F_EXPECT_100;
             }
-        } else if (cr_http_name_eq(name, f->name.len, "transfer-encoding")) {
+        } else if (f->kind == CR_HDR_TRANSFER_ENCODING) {
             hp->flags |= CR_HTTP_F_TE;
             if (hp->is_request && f->value.len == 0) {
                 return fail(hp, 400, "empty Transfer-Encoding");
@@ -605,7 +703,7 @@ on_headers_complete(llhttp_t *p)
             return fail(hp, 400, "duplicate Host header");
         }
         if (nhost == 1) {
-            const struct cr_http_field *hf = cr_http_find(hp, "host");
+            const struct cr_http_field *hf = cr_http_find_kind(hp, CR_HDR_HOST);
             const char *v = cr_http_str(hp, hf->value);
             size_t vlen = hf->value.len;
 
@@ -847,6 +945,19 @@ cr_http_value(const struct cr_http_parser *hp, const char *name, size_t *len)
 }
 
 const struct cr_http_field *
+cr_http_find_kind(const struct cr_http_parser *hp, enum cr_http_hdr kind)
+{
+    unsigned i;
+
+    for (i = 0; i < hp->nfields; i++) {
+        if (hp->fields[i].kind == (unsigned)kind) {
+            return &hp->fields[i];
+        }
+    }
+    return NULL;
+}
+
+const struct cr_http_field *
 cr_http_find(const struct cr_http_parser *hp, const char *name)
 {
     unsigned i;
@@ -982,32 +1093,81 @@ cr_buf_free(struct cr_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "te", "trailer", "transfer-encoding",
-    "upgrade", "proxy-connection"
-};
+/*
+ * The next comma-separated token of <v> from *<i> on, without its
+ * whitespace: sets *<start> and *<len> and returns 1, or 0 at the end.
+ */
+static int
+next_token(const char *v, size_t vlen, size_t *i, size_t *start, size_t *len)
+{
+    while (*i < vlen) {
+        size_t end;
+
+        while (*i < vlen && (v[*i] == ' ' || v[*i] == '\t' || v[*i] == ',')) {
+            (*i)++;
+        }
+        *start = *i;
+        while (*i < vlen && v[*i] != ',') {
+            (*i)++;
+        }
+        end = *i;
+        while (end > *start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
+            end--;
+        }
+        if (end > *start) {
+            *len = end - *start;
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* Is <name> one of the comma-separated tokens of <v>? */
 static int
 token_listed(const char *v, size_t vlen, const char *name, size_t len)
 {
-    size_t i = 0;
+    size_t i = 0, start, n;
 
-    while (i < vlen) {
-        size_t start, end;
+    while (next_token(v, vlen, &i, &start, &n)) {
+        if (n == len && strncasecmp(v + start, name, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
-        while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
-            i++;
+/*
+ * Does Connection value <v> list a token that names a header outside the
+ * fixed hop-by-hop set ("close" names none)? Only then must each header be
+ * looked up in it.
+ */
+static int
+lists_names(const char *v, size_t vlen)
+{
+    size_t i = 0, start, n;
+
+    while (next_token(v, vlen, &i, &start, &n)) {
+        if (!(n == 5 && lower_eq(v + start, "close", 5))
+            && cr_http_hdr_kind(v + start, n) < CR_HDR_HOP_FIRST)
+        {
+            return 1;
         }
-        start = i;
-        while (i < vlen && v[i] != ',') {
-            i++;
-        }
-        end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
-            end--;
-        }
-        if (end - start == len && strncasecmp(v + start, name, len) == 0) {
+    }
+    return 0;
+}
+
+/* Is <name> listed in one of the message's Connection headers? */
+static int
+connection_lists(const struct cr_http_parser *hp, const char *name, size_t len)
+{
+    unsigned i;
+
+    for (i = 0; i < hp->nfields; i++) {
+        const struct cr_http_field *f = &hp->fields[i];
+
+        if (f->kind == CR_HDR_CONNECTION
+            && token_listed(cr_http_str(hp, f->value), f->value.len, name, len))
+        {
             return 1;
         }
     }
@@ -1015,33 +1175,37 @@ token_listed(const char *v, size_t vlen, const char *name, size_t len)
 }
 
 int
-cr_http_is_hop_by_hop(const struct cr_http_parser *hp, const char *name, size_t len)
+cr_http_field_listed(const struct cr_http_parser *hp, const struct cr_http_field *f)
 {
-    unsigned i;
-
-    for (i = 0; i < CR_NELEM(hop_by_hop); i++) {
-        if (cr_http_name_eq(name, len, hop_by_hop[i])) {
-            return 1;
-        }
-    }
     /*
      * A client must not make us drop the header we route on: Host stays
      * end-to-end whatever Connection lists (framing headers are rewritten
      * by us anyway).
      */
-    if (cr_http_name_eq(name, len, "host")) {
+    if (f->kind == CR_HDR_HOST) {
         return 0;
     }
-    for (i = 0; i < hp->nfields; i++) {
-        const struct cr_http_field *f = &hp->fields[i];
+    return connection_lists(hp, cr_http_str(hp, f->name), f->name.len);
+}
 
-        if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "connection")
-            && token_listed(cr_http_str(hp, f->value), f->value.len, name, len))
-        {
-            return 1;
-        }
+int
+cr_http_is_hop_by_hop(const struct cr_http_parser *hp, const char *name, size_t len)
+{
+    enum cr_http_hdr kind = cr_http_hdr_kind(name, len);
+
+    if (kind >= CR_HDR_HOP_FIRST) {
+        return 1;
     }
-    return 0;
+    if (kind == CR_HDR_HOST) {
+        return 0;
+    }
+    return connection_lists(hp, name, len);
+}
+
+int
+cr_http_rules_any(const struct cr_conf_header_rules *rules)
+{
+    return rules->nremove != 0 || rules->nset != 0;
 }
 
 int

@@ -43,6 +43,34 @@ enum cr_http_event {
 #define CR_HTTP_F_TE            0x0040u /* some Transfer-Encoding present */
 #define CR_HTTP_F_UPGRADE       0x0080u /* a bodyless GET asking for Upgrade
                                          * (listed in Connection) */
+#define CR_HTTP_F_CONN_NAMES    0x0100u /* Connection lists a header name
+                                         * beyond the fixed hop-by-hop set */
+
+/*
+ * The header names corral acts on, told apart once per field when its name
+ * ends (cr_http_field.kind), so building a head compares small integers
+ * rather than strings. The fixed hop-by-hop set (RFC 9110 §7.6.1) comes
+ * last, from CR_HDR_HOP_FIRST on.
+ */
+enum cr_http_hdr {
+    CR_HDR_OTHER = 0,
+    CR_HDR_HOST,
+    CR_HDR_CONTENT_LENGTH,
+    CR_HDR_EXPECT,
+    CR_HDR_VIA,
+    CR_HDR_X_FORWARDED_FOR,
+    CR_HDR_X_FORWARDED_PROTO,
+    CR_HDR_X_FORWARDED_HOST,
+    CR_HDR_X_REQUEST_ID,
+    CR_HDR_CONNECTION,
+    CR_HDR_KEEP_ALIVE,
+    CR_HDR_TE,
+    CR_HDR_TRAILER,
+    CR_HDR_TRANSFER_ENCODING,
+    CR_HDR_UPGRADE,
+    CR_HDR_PROXY_CONNECTION
+};
+#define CR_HDR_HOP_FIRST CR_HDR_CONNECTION
 
 struct cr_http_span {
     uint32_t    off;        /* into the arena */
@@ -52,6 +80,7 @@ struct cr_http_span {
 struct cr_http_field {
     struct cr_http_span name;
     struct cr_http_span value;
+    unsigned            kind;   /* enum cr_http_hdr */
 };
 
 struct cr_http_limits {
@@ -169,6 +198,13 @@ cr_http_str(const struct cr_http_parser *hp, struct cr_http_span s)
 const struct cr_http_field *cr_http_find(const struct cr_http_parser *hp,
                                          const char *name);
 
+/* The first header of kind <kind> (not CR_HDR_OTHER), or NULL. */
+const struct cr_http_field *cr_http_find_kind(const struct cr_http_parser *hp,
+                                              enum cr_http_hdr kind);
+
+/* The kind of header name <name> (any case). */
+enum cr_http_hdr cr_http_hdr_kind(const char *name, size_t len);
+
 /* Does llhttp think the connection may persist after this message? */
 int cr_http_should_keep_alive(const struct cr_http_parser *hp);
 
@@ -236,6 +272,18 @@ cr_http_name_eq(const char *a, size_t alen, const char *b)
 int cr_http_is_hop_by_hop(const struct cr_http_parser *hp, const char *name,
                           size_t len);
 
+/* The same for one of the message's own fields, from its kind. */
+int cr_http_field_listed(const struct cr_http_parser *hp, const struct cr_http_field *f);
+
+static inline int
+cr_http_field_hop(const struct cr_http_parser *hp, const struct cr_http_field *f)
+{
+    if (f->kind >= CR_HDR_HOP_FIRST) {
+        return 1;
+    }
+    return (hp->flags & CR_HTTP_F_CONN_NAMES) && cr_http_field_listed(hp, f);
+}
+
 /*
  * The value of the first header <name> with trailing whitespace dropped,
  * or NULL.
@@ -246,6 +294,9 @@ const char *cr_http_value(const struct cr_http_parser *hp, const char *name,
 /* Do the header rules remove or replace header <name>? */
 int cr_http_rules_drop(const struct cr_conf_header_rules *rules,
                        const char *name, size_t len);
+
+/* Do the rules remove or replace any header at all? */
+int cr_http_rules_any(const struct cr_conf_header_rules *rules);
 
 /* Append the rules' "set" headers to <b>. */
 void cr_http_rules_add(const struct cr_conf_header_rules *rules, struct cr_buf *b);

@@ -232,6 +232,7 @@ build_request_head(struct cr_proxy *p)
     const struct cr_req *c = p->c->rq;
     const struct cr_http_parser *hp = &c->p;
     const struct cr_conf_header_rules *rules = &p->route->request_headers;
+    int any_rules = cr_http_rules_any(rules);
     struct cr_buf *b = &p->head;
     const char *host = c->host_from_target ? c->host : NULL;
     size_t hostlen = c->hostlen, i;
@@ -270,18 +271,23 @@ build_request_head(struct cr_proxy *p)
         const char *name = cr_http_str(hp, f->name);
         size_t nlen = f->name.len;
 
-        if (cr_http_is_hop_by_hop(hp, name, nlen)
-            || cr_http_name_eq(name, nlen, "content-length")
-            || cr_http_name_eq(name, nlen, "x-forwarded-for")
-            || cr_http_name_eq(name, nlen, "x-forwarded-proto")
-            || cr_http_name_eq(name, nlen, "x-forwarded-host")
-            || cr_http_name_eq(name, nlen, "via")
-            || cr_http_rules_drop(rules, name, nlen))
-        {
-            continue;
+        switch (f->kind) {
+        case CR_HDR_CONTENT_LENGTH:
+        case CR_HDR_X_FORWARDED_FOR:
+        case CR_HDR_X_FORWARDED_PROTO:
+        case CR_HDR_X_FORWARDED_HOST:
+        case CR_HDR_VIA:
+            continue;           /* written below, by us */
+        case CR_HDR_HOST:
+            if (host != NULL) {
+                continue;       /* the absolute-form authority wins */
+            }
+            break;
+        default:
+            break;
         }
-        if (host != NULL && cr_http_name_eq(name, nlen, "host")) {
-            continue;       /* the absolute-form authority wins */
+        if (cr_http_field_hop(hp, f) || (any_rules && cr_http_rules_drop(rules, name, nlen))) {
+            continue;
         }
         cr_buf_add(b, name, nlen);
         cr_buf_adds(b, ": ");
@@ -304,8 +310,7 @@ build_request_head(struct cr_proxy *p)
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
-            if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len,
-                                "x-forwarded-for") && f->value.len != 0)
+            if (f->kind == CR_HDR_X_FORWARDED_FOR && f->value.len != 0)
             {
                 add_value(b, cr_http_str(hp, f->value), f->value.len);
                 cr_buf_adds(b, ", ");
@@ -318,7 +323,7 @@ build_request_head(struct cr_proxy *p)
         cr_buf_adds(b, "X-Forwarded-Proto: http\r\n");
     }
     if (!cr_http_rules_drop(rules, "x-forwarded-host", 16)) {
-        const struct cr_http_field *f = cr_http_find(hp, "host");
+        const struct cr_http_field *f = cr_http_find_kind(hp, CR_HDR_HOST);
 
         if (host != NULL) {
             cr_buf_adds(b, "X-Forwarded-Host: ");
@@ -335,8 +340,7 @@ build_request_head(struct cr_proxy *p)
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
-            if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "via")
-                && f->value.len != 0)
+            if (f->kind == CR_HDR_VIA && f->value.len != 0)
             {
                 add_value(b, cr_http_str(hp, f->value), f->value.len);
                 cr_buf_adds(b, ", ");
@@ -894,6 +898,7 @@ resp_head_cb(void *arg)
     struct cr_proxy *p = arg;
     const struct cr_http_parser *hp = &p->resp;
     const struct cr_conf_header_rules *rules = &p->route->response_headers;
+    int any_rules = cr_http_rules_any(rules);
     struct cr_io *out = &p->c->io;
     /* made and copied out at once: one buffer for every response */
     static struct cr_buf scratch;
@@ -911,7 +916,7 @@ resp_head_cb(void *arg)
         return 1;
     }
     if (hp->status == 101 && (p->c->rq->p.flags & CR_HTTP_F_UPGRADE)
-        && cr_http_find(hp, "upgrade") != NULL)
+        && cr_http_find_kind(hp, CR_HDR_UPGRADE) != NULL)
     {
         /* switching protocols: the tunnel starts once this head is out */
         p->flags |= P_UPGRADE;
@@ -964,10 +969,9 @@ fields:
         const char *name = cr_http_str(hp, f->name);
         size_t nlen = f->name.len;
 
-        if (cr_http_is_hop_by_hop(hp, name, nlen)
-            || cr_http_name_eq(name, nlen, "content-length")
-            || cr_http_name_eq(name, nlen, "via")
-            || cr_http_rules_drop(rules, name, nlen))
+        if (f->kind == CR_HDR_CONTENT_LENGTH || f->kind == CR_HDR_VIA
+            || cr_http_field_hop(hp, f)
+            || (any_rules && cr_http_rules_drop(rules, name, nlen)))
         {
             continue;
         }
@@ -982,8 +986,7 @@ fields:
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
-            if (cr_http_name_eq(cr_http_str(hp, f->name), f->name.len, "via")
-                && f->value.len != 0)
+            if (f->kind == CR_HDR_VIA && f->value.len != 0)
             {
                 add_value(b, cr_http_str(hp, f->value), f->value.len);
                 cr_buf_adds(b, ", ");

@@ -205,6 +205,9 @@ static const struct bad_case bad_requests[] = {
     { "connect", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501 },
     { "body over limit", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 65\r\n\r\n", 413 },
     { "obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n", 400 },
+    { "obs-fold with a tab", "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\t2\r\n\r\n", 400 },
+    { "bare CR inside a value", "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r2\r\n\r\n", 400 },
+    { "bare CR ending a value", "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\rX-B: 2\r\n\r\n", 400 },
     { "bare LF ending the request line", "GET / HTTP/1.1\nHost: h\r\n\r\n", 400 },
     { "bare LF ending the head", "GET / HTTP/1.1\r\nHost: h\r\n\n", 400 },
     { "HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505 },
@@ -455,6 +458,80 @@ test_http_upgrade_request_is_served_as_plain_http(void **state)
 }
 
 static void
+test_http_header_kinds(void **state)
+{
+    static const struct {
+        const char *name;
+        enum cr_http_hdr kind;
+    } cases[] = {
+        { "Host", CR_HDR_HOST }, { "HOST", CR_HDR_HOST }, { "hosts", CR_HDR_OTHER },
+        { "Content-Length", CR_HDR_CONTENT_LENGTH }, { "content-lengtH", CR_HDR_CONTENT_LENGTH },
+        { "Content-Lengths", CR_HDR_OTHER }, { "Expect", CR_HDR_EXPECT }, { "VIA", CR_HDR_VIA },
+        { "X-Forwarded-For", CR_HDR_X_FORWARDED_FOR },
+        { "x-forwarded-proto", CR_HDR_X_FORWARDED_PROTO },
+        { "X-Forwarded-Host", CR_HDR_X_FORWARDED_HOST },
+        { "X-Forwarded-Hos", CR_HDR_OTHER }, { "X-Request-ID", CR_HDR_X_REQUEST_ID },
+        { "Connection", CR_HDR_CONNECTION }, { "Connectio", CR_HDR_OTHER },
+        { "Keep-Alive", CR_HDR_KEEP_ALIVE }, { "te", CR_HDR_TE }, { "TF", CR_HDR_OTHER },
+        { "Trailer", CR_HDR_TRAILER }, { "Transfer-Encoding", CR_HDR_TRANSFER_ENCODING },
+        { "Upgrade", CR_HDR_UPGRADE }, { "Proxy-Connection", CR_HDR_PROXY_CONNECTION },
+        { "User-Agent", CR_HDR_OTHER }, { "Accept", CR_HDR_OTHER }, { "", CR_HDR_OTHER },
+        /* only ASCII letters fold: '-' is not '\r' | 0x20 */
+        { "Keep\ralive", CR_HDR_OTHER },
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < CR_NELEM(cases); i++) {
+        if (cr_http_hdr_kind(cases[i].name, strlen(cases[i].name)) != cases[i].kind) {
+            fail_msg("%s: kind %d, want %d", cases[i].name,
+                     (int)cr_http_hdr_kind(cases[i].name, strlen(cases[i].name)),
+                     (int)cases[i].kind);
+        }
+    }
+}
+
+/* The per-field test by kind agrees with the test by name, field by field. */
+static void
+test_http_field_hop_agrees_with_name_test(void **state)
+{
+    static const struct {
+        const char *head;
+        int names;      /* CR_HTTP_F_CONN_NAMES expected */
+    } cases[] = {
+        { "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\nX-A: 1\r\n"
+          "Keep-Alive: 5\r\nTE: trailers\r\n\r\n", 0 },
+        { "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: x\r\n"
+          "Proxy-Connection: close\r\nX-B: 2\r\n\r\n", 0 },
+        { "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: x-a , X-C\r\n"
+          "X-A: 1\r\nX-B: 2\r\nx-c: 3\r\nVia: v\r\n\r\n", 1 },
+        { "GET / HTTP/1.1\r\nHost: h\r\nConnection: host, via\r\nVia: v\r\n\r\n", 1 },
+    };
+    size_t i;
+    unsigned j;
+
+    (void)state;
+    for (i = 0; i < CR_NELEM(cases); i++) {
+        struct cr_http_parser hp;
+        size_t used;
+
+        cr_http_parser_init(&hp, 1, &limits, NULL, NULL, NULL);
+        assert_int_equal(feed(&hp, cases[i].head, &used), CR_HTTP_EV_HEAD);
+        assert_int_equal((hp.flags & CR_HTTP_F_CONN_NAMES) != 0, cases[i].names);
+        for (j = 0; j < hp.nfields; j++) {
+            const struct cr_http_field *f = &hp.fields[j];
+            int by_name = cr_http_is_hop_by_hop(&hp, cr_http_str(&hp, f->name), f->name.len);
+
+            if (cr_http_field_hop(&hp, f) != by_name) {
+                fail_msg("case %zu, field %.*s: by kind %d, by name %d", i, (int)f->name.len,
+                         cr_http_str(&hp, f->name), cr_http_field_hop(&hp, f), by_name);
+            }
+        }
+        cr_http_parser_free(&hp);
+    }
+}
+
+static void
 test_http_connection_cannot_make_host_hop_by_hop(void **state)
 {
     struct cr_http_parser hp;
@@ -600,6 +677,8 @@ main(void)
         cmocka_unit_test(test_http_keep_alive_follows_version_and_connection),
         cmocka_unit_test(test_http_upgrade_request_is_served_as_plain_http),
         cmocka_unit_test(test_http_connection_cannot_make_host_hop_by_hop),
+        cmocka_unit_test(test_http_header_kinds),
+        cmocka_unit_test(test_http_field_hop_agrees_with_name_test),
         cmocka_unit_test(test_http_response_with_other_transfer_coding_is_refused),
         cmocka_unit_test(test_http_normalize_path_table),
         cmocka_unit_test(test_http_number_and_address_formatting),
