@@ -56,6 +56,8 @@
 #define P_BUDGET        0x4000u /* a retry counted in the pool's budget */
 #define P_RETRY_STATUS  0x8000u /* the answer's status is retried instead */
 
+#define PROXY_COPY_MAX  2048    /* body bytes of a read copied, not moved */
+
 enum framing {
     FRAME_NONE = 0,     /* no body */
     FRAME_LENGTH,       /* Content-Length */
@@ -1243,11 +1245,25 @@ pump_response(struct cr_proxy *p)
             size_t body = (size_t)(p->move_end - p->move_start);
             struct evbuffer *out = cr_io_out(&p->c->io);
 
-            evbuffer_drain(uc->io.in, n - body);
-            if (out == NULL || evbuffer_remove_buffer(uc->io.in, out, body) != (int)body) {
-                p->move_start = p->move_end = NULL;
-                proxy_fail(p, 502, "out of memory");
-                return;
+            /*
+             * A small body is copied behind the head, so the response
+             * leaves in one piece (send, not writev) and the read's chain
+             * is freed here; a bigger one moves by whole chains.
+             */
+            if (body <= PROXY_COPY_MAX) {
+                if (out == NULL || evbuffer_add(out, p->move_start, body) == -1) {
+                    p->move_start = p->move_end = NULL;
+                    proxy_fail(p, 502, "out of memory");
+                    return;
+                }
+                evbuffer_drain(uc->io.in, n);
+            } else {
+                evbuffer_drain(uc->io.in, n - body);
+                if (out == NULL || evbuffer_remove_buffer(uc->io.in, out, body) != (int)body) {
+                    p->move_start = p->move_end = NULL;
+                    proxy_fail(p, 502, "out of memory");
+                    return;
+                }
             }
             cr_io_flush_soon(&p->c->io);
         } else if (p->move_start != NULL && p->move_end != p->move_start) {
