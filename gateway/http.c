@@ -110,17 +110,6 @@ cr_http_parser_free(struct cr_http_parser *hp)
     hp->fields_cap = 0;
 }
 
-void
-cr_http_parser_shrink(struct cr_http_parser *hp)
-{
-    if (hp->arena_cap > ARENA_MIN * 4) {
-        free(hp->arena);
-        hp->arena = NULL;
-        hp->arena_cap = 0;
-        hp->arena_len = 0;
-    }
-}
-
 static void
 reset_head(struct cr_http_parser *hp)
 {

@@ -184,9 +184,6 @@ enum cr_http_event cr_http_parser_finish(struct cr_http_parser *hp);
 void cr_http_parser_resume(struct cr_http_parser *hp);
 void cr_http_parser_next(struct cr_http_parser *hp);
 
-/* Release the arena of an idle parser (keep-alive memory). */
-void cr_http_parser_shrink(struct cr_http_parser *hp);
-
 /* Pointers into the arena (valid until the next feed or reset). */
 static inline const char *
 cr_http_str(const struct cr_http_parser *hp, struct cr_http_span s)
