@@ -350,11 +350,15 @@ format_combined(struct line *l, const struct cr_access_entry *e, const char *met
 
     strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", tm);
     addf(l, "%s - - [%s] \"", e->client, when);
-    add_escaped(l, method, strlen(method), CR_LOG_FORMAT_COMBINED);
-    add(l, " ", 1);
-    add_escaped(l, cr_http_str(hp, hp->target), hp->target.len, CR_LOG_FORMAT_COMBINED);
-    addf(l, " HTTP/%u.%u\" %d %llu ", hp->http_major, hp->http_minor, e->status,
-         (unsigned long long)r->bytes);
+    if (method != NULL) {
+        add_escaped(l, method, strlen(method), CR_LOG_FORMAT_COMBINED);
+        add(l, " ", 1);
+        add_escaped(l, cr_http_str(hp, hp->target), hp->target.len, CR_LOG_FORMAT_COMBINED);
+        addf(l, " HTTP/%u.%u", hp->http_major, hp->http_minor);
+    } else {
+        add(l, "-", 1);     /* no request line to show, as nginx writes it */
+    }
+    addf(l, "\" %d %llu ", e->status, (unsigned long long)r->bytes);
     add_header(l, hp, "referer", CR_LOG_FORMAT_COMBINED);
     add(l, " ", 1);
     add_header(l, hp, "user-agent", CR_LOG_FORMAT_COMBINED);
@@ -382,12 +386,16 @@ format_json(struct line *l, const struct cr_access_entry *e, const char *method,
 
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", tm);
     addf(l, "{\"time\":\"%s.%03ldZ\",\"client\":\"%s\",\"method\":", when, ms, e->client);
-    add_quoted(l, method, strlen(method), j);
-    add(l, ",\"path\":", 8);
-    add_quoted(l, cr_http_str(hp, hp->target), hp->target.len, j);
-    addf(l, ",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes\":%llu,\"request_time\":%.3f",
-         hp->http_major, hp->http_minor, e->status, (unsigned long long)r->bytes,
-         (double)e->total_us / 1e6);
+    if (method != NULL) {
+        add_quoted(l, method, strlen(method), j);
+        add(l, ",\"path\":", 8);
+        add_quoted(l, cr_http_str(hp, hp->target), hp->target.len, j);
+        addf(l, ",\"protocol\":\"HTTP/%u.%u\"", hp->http_major, hp->http_minor);
+    } else {
+        add(l, "null,\"path\":null,\"protocol\":null", 32);
+    }
+    addf(l, ",\"status\":%d,\"bytes\":%llu,\"request_time\":%.3f", e->status,
+         (unsigned long long)r->bytes, (double)e->total_us / 1e6);
     add(l, ",\"upstream\":", 12);
     add_cstr(l, r->upstream, j);
     if (r->upstream != NULL) {
@@ -420,7 +428,8 @@ cr_access_log_request(const struct cr_access_entry *e)
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    method = llhttp_method_name((llhttp_method_t)e->hp->method);
+    /* a head refused before it was whole has no method for sure */
+    method = e->hp->head_done ? llhttp_method_name((llhttp_method_t)e->hp->method) : NULL;
     if (alog.conf->format == CR_LOG_FORMAT_JSON) {
         format_json(&l, e, method, &tm, ts.tv_nsec / 1000000);
     } else {

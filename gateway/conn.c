@@ -42,6 +42,7 @@
 #define DRAIN_GRACE_MS  3000    /* first request of a conn accepted pre-drain */
 
 static void io_cb(evutil_socket_t fd, short what, void *arg);
+static void request_begin(struct cr_conn *c);
 static void write_done(struct cr_conn *c);
 static void timer_fire(struct cr_timer *t);
 static int  body_cb(void *arg, const char *at, size_t len);
@@ -380,6 +381,14 @@ cr_conn_error(struct cr_conn *c, int status, const char *why)
     }
     cr_log_info("conn %llu %s: %d: %s", (unsigned long long)c->id, cr_conn_peer(c),
                 status, why);
+    if (!(c->flags & CR_CONN_F_IN_REQ) && c->state == CR_CONN_S_HEAD) {
+        /*
+         * Refused before its head was whole (400, 414, 431, 408...): it is
+         * still a request, counted and logged as nginx does, with what
+         * could be read of it.
+         */
+        request_begin(c);
+    }
     /*
      * Errors found while routing or proxying leave a well-framed request
      * behind, so the connection can carry on if the client wants; errors
@@ -553,6 +562,22 @@ host:
     return CR_OK;
 }
 
+/* Open the books of a request: counted, timed and logged from here on. */
+static void
+request_begin(struct cr_conn *c)
+{
+    struct cr_req *rq = c->rq;
+
+    c->nreqs++;
+    c->flags |= CR_CONN_F_IN_REQ;
+    rq->start_us = cr_stats_now_us();
+    rq->resp_status = 0;
+    rq->route_row = -1;
+    cr_access_req_begin(&rq->alog, &rq->p);
+    CR_STAT_INC(requests_total);
+    CR_STAT_INC(requests_active);
+}
+
 /* A request head is complete: route it. */
 static void
 on_head(struct cr_conn *c)
@@ -563,14 +588,7 @@ on_head(struct cr_conn *c)
     struct cr_req *rq = c->rq;
 
     arm_timer(c, CR_CONN_T_NONE);
-    c->nreqs++;
-    c->flags |= CR_CONN_F_IN_REQ;
-    rq->start_us = cr_stats_now_us();
-    rq->resp_status = 0;
-    rq->route_row = -1;
-    cr_access_req_begin(&rq->alog, &rq->p);
-    CR_STAT_INC(requests_total);
-    CR_STAT_INC(requests_active);
+    request_begin(c);
     if (c->w->draining) {
         c->flags |= CR_CONN_F_CLOSE;
     }

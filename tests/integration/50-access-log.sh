@@ -3,6 +3,7 @@
 # that served it. json lines carry time, client, method, path, status,
 # bytes, request_time, upstream, upstream_time, request_id and route; an
 # X-Request-Id is made when the client sent none and reaches the upstream,
+# requests refused before their head was whole (400) get a line too,
 # a client's own is kept; quotes and backslashes from a client stay valid
 # JSON. corralctl reopen after a rename writes to a new file while the
 # renamed one keeps the older lines; a reload switches to "combined" on
@@ -40,23 +41,43 @@ for i in 1 2 3; do
 done
 assert_eq 404 "$(http_code "http://127.0.0.1:$PORT/nowhere")" "no route"
 
+# requests refused before their head was whole are logged too (nginx logs its 400s)
+send_raw() {         # send_raw BYTES: print the status line's code
+    python3 - "$PORT" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+print(s.recv(4096).split(b"\r\n")[0].split()[1].decode())
+PY
+}
+assert_eq 400 "$(send_raw '\x01\x02 nonsense\r\n\r\n')" "garbage request line"
+assert_eq 400 "$(send_raw 'GET /bad-name HTTP/1.1\r\nHost: h\r\nX-Bad : x\r\n\r\n')" \
+    "space before a colon"
+
 _lines() { [ -f access.log ] && [ "$(wc -l < access.log)" -ge "$1" ]; }
-wait_for 10 _lines 15 || fail "expected 15 access log lines, got: $(cat access.log 2>/dev/null)"
+wait_for 10 _lines 17 || fail "expected 17 access log lines, got: $(cat access.log 2>/dev/null)"
 sleep 0.5
-assert_eq 15 "$(wc -l < access.log)" "access log lines"
+assert_eq 17 "$(wc -l < access.log)" "access log lines"
 
 python3 - "$BPORT" <<'EOF' || fail "access log content (see above)"
 import json, re, sys
 bport = sys.argv[1]
-lines = [json.loads(l) for l in open("access.log")]
+every = [json.loads(l) for l in open("access.log")]
 keys = {"time", "client", "method", "path", "protocol", "status", "bytes", "request_time",
         "upstream", "upstream_time", "request_id", "route", "referer", "user_agent"}
-for l in lines:
+for l in every:
     assert keys <= set(l), ("missing keys", keys - set(l), l)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", l["time"]), l
     assert l["client"] == "127.0.0.1", l
-    assert l["method"] == "GET" and l["protocol"] == "HTTP/1.1", l
     assert isinstance(l["request_time"], float) and 0 <= l["request_time"] < 30, l
+refused = [l for l in every if l["method"] is None]
+assert len(refused) == 2, refused
+for l in refused:
+    assert l["status"] == 400 and l["path"] is None and l["protocol"] is None, l
+    assert l["route"] is None and l["upstream"] is None and l["bytes"] > 0, l
+lines = [l for l in every if l["method"] is not None]
+for l in lines:
+    assert l["method"] == "GET" and l["protocol"] == "HTTP/1.1", l
 proxied = [l for l in lines if l["path"].startswith("/b/headers")]
 assert len(proxied) == 11, len(proxied)
 ids = set()
@@ -100,7 +121,7 @@ wait_for 10 _lines 5 || fail "no lines in the new access.log"
 sleep 0.5
 assert_eq 5 "$(grep -c '"path":"/ping?after=' access.log)" "new file has the new lines"
 assert_eq 0 "$(grep -c 'after=' access.log.1)" "renamed file has no new line"
-assert_eq 15 "$(wc -l < access.log.1)" "renamed file kept the old lines"
+assert_eq 17 "$(wc -l < access.log.1)" "renamed file kept the old lines"
 assert_eq 640 "$(stat -c %a access.log)" "mode of the new file"
 
 # -- reload: combined format on stdout (corral.log), unbuffered ---------------------------
@@ -113,4 +134,10 @@ wait_for 10 _combined || fail "no combined line on stdout"
 line=$(grep 'combined=1' "$CORRAL_LOG" | head -n 1)
 assert_match '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /b/headers\?combined=1 HTTP/1\.1" 200 [0-9]+ "http://ref\.example/" "ua/1\.0" rt=[0-9.]+ ua="127\.0\.0\.1:'"$BPORT"'" ut=[0-9.]+ id="[0-9a-f]{32}" route="app"$' \
     "$line" "combined line"
+assert_eq 400 "$(send_raw 'GET /x HTTP/1.1\r\nHost: h\r\nBad Name: 1\r\n\r\n')" "bad name"
+_refused() { grep -q '"-" 400 ' "$CORRAL_LOG"; }
+wait_for 10 _refused || fail "no combined line for a refused head"
+line=$(grep '"-" 400 ' "$CORRAL_LOG" | head -n 1)
+assert_match '^127\.0\.0\.1 - - \[[^]]+\] "-" 400 [0-9]+ "-" "-" rt=[0-9.]+ ua="-" ut=- id="[0-9a-f]{32}" route="-"$' \
+    "$line" "combined line of a refused head"
 log "ok"
