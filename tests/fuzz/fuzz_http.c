@@ -29,7 +29,9 @@
  *      a request body stays within max_body_bytes;
  *   H4 cr_http_normalize_path() keeps within its <len> + 1 bytes, returns
  *      a path with no dot segment (and no "//" when merging), and is
- *      idempotent.
+ *      idempotent;
+ *   H5 each field's kind is the kind of its name, and the hop-by-hop test
+ *      by kind (what proxy.c uses) agrees with the test by name.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -176,7 +178,15 @@ record_head(struct run *r)
         if (cr_http_name_eq(str(hp, f->name), f->name.len, "host")) {
             nhost++;
         }
-        (void)cr_http_is_hop_by_hop(hp, str(hp, f->name), f->name.len);
+        if (f->kind != (unsigned)cr_http_hdr_kind(str(hp, f->name), f->name.len)) {
+            fail("H5: field %u has kind %u, its name says %d", i, f->kind,
+                 (int)cr_http_hdr_kind(str(hp, f->name), f->name.len));
+        }
+        if (cr_http_field_hop(hp, f)
+            != cr_http_is_hop_by_hop(hp, str(hp, f->name), f->name.len))
+        {
+            fail("H5: field %u: hop-by-hop by kind and by name differ", i);
+        }
     }
     if ((hp->flags & CR_HTTP_F_TE) && !(hp->flags & CR_HTTP_F_CHUNKED)) {
         fail("H2: Transfer-Encoding accepted without chunked");
