@@ -312,8 +312,7 @@ build_request_head(struct cr_proxy *p)
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
-            if (f->kind == CR_HDR_X_FORWARDED_FOR && f->value.len != 0)
-            {
+            if (f->kind == CR_HDR_X_FORWARDED_FOR && f->value.len != 0) {
                 add_value(b, cr_http_str(hp, f->value), f->value.len);
                 cr_buf_adds(b, ", ");
             }
@@ -342,8 +341,7 @@ build_request_head(struct cr_proxy *p)
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
-            if (f->kind == CR_HDR_VIA && f->value.len != 0)
-            {
+            if (f->kind == CR_HDR_VIA && f->value.len != 0) {
                 add_value(b, cr_http_str(hp, f->value), f->value.len);
                 cr_buf_adds(b, ", ");
             }
@@ -988,8 +986,7 @@ fields:
         for (i = 0; i < hp->nfields; i++) {
             const struct cr_http_field *f = &hp->fields[i];
 
-            if (f->kind == CR_HDR_VIA && f->value.len != 0)
-            {
+            if (f->kind == CR_HDR_VIA && f->value.len != 0) {
                 add_value(b, cr_http_str(hp, f->value), f->value.len);
                 cr_buf_adds(b, ", ");
             }
