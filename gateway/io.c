@@ -6,6 +6,7 @@
  * interest really changes (a full send buffer, a paused reader, a close).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -28,14 +29,14 @@
 #define CR_IO_F_DEAD        0x0200u /* write failed: do not try again */
 #define CR_IO_F_BIG         0x0400u /* read up to CR_IO_READ_BIG at once */
 #define CR_IO_F_FILLED      0x0800u /* the last read filled its space */
+#define CR_IO_F_EVTIMEOUT   0x1000u /* the read timeout is rev's own */
 
 #define CR_IO_WRITE_VECS    64      /* pieces per write at most */
 
 /*
- * <ms> as a timeval for event_add(). The few durations a worker uses
- * (read, send, body timeouts) become libevent "common timeouts": each is a
- * FIFO queue instead of the min-heap, so re-arming the timeout of a busy
- * socket on every read is O(1).
+ * <ms> as a timeval for event_add(). The few write timeouts a worker uses
+ * become libevent "common timeouts": each is a FIFO queue instead of the
+ * min-heap, so re-arming one is O(1).
  */
 static void
 ms_tv(struct cr_io_loop *loop, struct timeval *tv, uint32_t ms)
@@ -80,11 +81,77 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/*
+ * Read timeouts. Every read event of a busy socket restarts its read
+ * timeout, several times per request. A libevent timeout costs an
+ * event_add() each time (about 300 instructions, even as a common
+ * timeout); a timer.h list of the same duration costs an unlink and an
+ * append. A worker has a few read timeouts (request body, each upstream's
+ * read and try timeouts, idle upstream connections); past
+ * CR_IO_RLISTS_MAX durations the rest are rev's own libevent timeout.
+ */
+static struct cr_io *
+rtimer_io(struct cr_timer *t)
+{
+    return (struct cr_io *)(void *)((char *)t - offsetof(struct cr_io, rtimer));
+}
+
+/* The list's timer stopped <t> before this call: a read timeout fires once. */
+static void
+rtimer_fire(struct cr_timer *t)
+{
+    struct cr_io *io = rtimer_io(t);
+
+    event_get_callback(&io->rev)(cr_io_fd(io), EV_TIMEOUT, event_get_callback_arg(&io->rev));
+}
+
+static struct cr_tlist *
+rlist(struct cr_io_loop *loop, uint32_t ms)
+{
+    size_t i;
+
+    for (i = 0; i < loop->nrlists; i++) {
+        if (loop->rlists[i].dur_ms == ms) {
+            return &loop->rlists[i];
+        }
+    }
+    if (loop->nrlists == CR_IO_RLISTS_MAX) {
+        return NULL;
+    }
+    cr_tlist_init(&loop->rlists[loop->nrlists], loop->base, ms, rtimer_fire);
+    return &loop->rlists[loop->nrlists++];
+}
+
+/* (Re)start the read timeout of <io>, whose rev is added; none if rto_ms is 0. */
+static void
+rtimeout_start(struct cr_io *io)
+{
+    struct cr_tlist *l = io->rto_ms ? rlist(io->loop, io->rto_ms) : NULL;
+
+    if (l != NULL || io->rto_ms == 0) {
+        if (io->flags & CR_IO_F_EVTIMEOUT) {
+            event_remove_timer(&io->rev);
+            io->flags &= ~CR_IO_F_EVTIMEOUT;
+        }
+        cr_timer_start(&io->rtimer, l);     /* stops it when <l> is NULL */
+        return;
+    }
+    {
+        struct timeval tv;
+
+        cr_timer_stop(&io->rtimer);
+        ms_tv(io->loop, &tv, io->rto_ms);
+        event_add(&io->rev, &tv);
+        io->flags |= CR_IO_F_EVTIMEOUT;
+    }
+}
+
 void
 cr_io_loop_init(struct cr_io_loop *loop, struct event_base *base)
 {
     loop->base = base;
     loop->ncommon = 0;
+    loop->nrlists = 0;
     TAILQ_INIT(&loop->flush);
     event_assign(&loop->flush_ev, base, -1, 0, flush_cb, loop);
 }
@@ -92,7 +159,13 @@ cr_io_loop_init(struct cr_io_loop *loop, struct event_base *base)
 void
 cr_io_loop_fini(struct cr_io_loop *loop)
 {
+    size_t i;
+
     event_del(&loop->flush_ev);
+    for (i = 0; i < loop->nrlists; i++) {
+        cr_tlist_fini(&loop->rlists[i]);
+    }
+    loop->nrlists = 0;
 }
 
 void
@@ -114,6 +187,7 @@ cr_io_close(struct cr_io *io)
         TAILQ_REMOVE(&io->loop->flush, io, flush_link);
     }
     event_del(&io->rev);
+    cr_timer_stop(&io->rtimer);
     if (io->wev != NULL) {
         event_free(io->wev);
     }
@@ -203,15 +277,15 @@ read_update(struct cr_io *io)
                && !(io->flags & (CR_IO_F_FULL | CR_IO_F_EOF));
 
     if (want) {
-        struct timeval tv;
-
-        ms_tv(io->loop, &tv, io->rto_ms);
-        /* re-adding an added event only moves its timeout: no syscall */
-        event_add(&io->rev, io->rto_ms ? &tv : NULL);
-        io->flags |= CR_IO_F_RADDED;
+        if (!(io->flags & CR_IO_F_RADDED)) {
+            event_add(&io->rev, NULL);
+            io->flags |= CR_IO_F_RADDED;
+        }
+        rtimeout_start(io);
     } else if (io->flags & CR_IO_F_RADDED) {
         event_del(&io->rev);
-        io->flags &= ~CR_IO_F_RADDED;
+        cr_timer_stop(&io->rtimer);
+        io->flags &= ~(CR_IO_F_RADDED | CR_IO_F_EVTIMEOUT);
     }
 }
 
@@ -512,6 +586,10 @@ cr_io_handle(struct cr_io *io, short what)
         r |= do_write(io);
     }
     if ((what & EV_READ) && (io->flags & CR_IO_F_READ)) {
+        /* activity: the read timeout starts over (rev's own one by itself) */
+        if (io->rtimer.list != NULL) {
+            cr_timer_start(&io->rtimer, io->rtimer.list);
+        }
         r |= do_read(io);
     }
     return r;

@@ -32,6 +32,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "timer.h"
+
 struct evbuffer;
 
 #define CR_IO_LOW_WATER     (64 * 1024)     /* DRAINED at or below this */
@@ -47,16 +49,20 @@ struct evbuffer;
 #define CR_IO_R_DRAINED     0x20u   /* a write left <= CR_IO_LOW_WATER queued */
 #define CR_IO_R_CONNECTED   0x40u   /* a connect finished */
 
-#define CR_IO_COMMON_MAX    8
+#define CR_IO_COMMON_MAX    8   /* write timeouts as libevent common timeouts */
+#define CR_IO_RLISTS_MAX    16  /* read timeout durations with a timer list */
 
 /*
  * One per event base: the sockets with output to write in this iteration,
- * and the timeouts in use as libevent common timeouts (io.c).
+ * the read timeouts by duration (timer.h lists) and the write timeouts in
+ * use as libevent common timeouts (io.c).
  */
 struct cr_io_loop {
     struct event_base   *base;
     struct event         flush_ev;
     TAILQ_HEAD(, cr_io)  flush;
+    size_t               nrlists;
+    struct cr_tlist      rlists[CR_IO_RLISTS_MAX];
     size_t               ncommon;
     uint32_t             common_ms[CR_IO_COMMON_MAX];
     struct timeval       common_tv[CR_IO_COMMON_MAX];
@@ -67,6 +73,7 @@ struct cr_io {
     TAILQ_ENTRY(cr_io)   flush_link;    /* while CR_IO_F_FLUSH */
     struct event         rev;       /* EV_READ|EV_PERSIST, owner's callback */
     struct event        *wev;       /* EV_WRITE|EV_PERSIST, made on first wait */
+    struct cr_timer      rtimer;    /* the read timeout, on a loop->rlists */
     struct evbuffer     *in;        /* NULL until something is read */
     struct evbuffer     *out;       /* NULL when nothing is queued */
     uint32_t             read_max;  /* stop reading at this much input */
