@@ -205,6 +205,33 @@ on_chunk_header(llhttp_t *p)
 }
 
 /*
+ * The index of the first byte at or after <i> that is at most '\r', or <n>:
+ * eight bytes at a time while none is (a word has such a byte exactly when
+ * (v - 0x0e..0e) & ~v & 0x80..80 is not zero; bytes of 0x80 and over
+ * cannot set their own top bit there, and borrows only run upwards from a
+ * byte that is below 0x0e).
+ */
+static size_t
+skip_plain(const char *data, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, tops = 0x8080808080808080ull;
+
+    while (i + 8 <= n) {
+        uint64_t v;
+
+        memcpy(&v, data + i, 8);
+        if (((v - ones * 0x0e) & ~v & tops) != 0) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < n && (unsigned char)data[i] > '\r') {
+        i++;
+    }
+    return i;
+}
+
+/*
  * Line checks llhttp 8.1 does not make on a request head: every line ends
  * in CRLF (no bare CR or LF, RFC 9112 §2.2), no line starts with
  * whitespace (obs-fold, §5.2: we reject rather than unfold), and the
@@ -234,7 +261,9 @@ scan_head(struct cr_http_parser *hp, const char *data, size_t n)
             }
             bol = 0;
             seen = 1;
-            prev = c;
+            /* up to the next CR, LF or other control byte: nothing to check */
+            i = skip_plain(data, i + 1, n) - 1;
+            prev = (unsigned char)data[i];
             continue;
         }
         if (cr) {
