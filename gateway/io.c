@@ -146,12 +146,41 @@ rtimeout_start(struct cr_io *io)
     }
 }
 
+/*
+ * Buffers. A socket holds its buffers only while they hold bytes, so each
+ * request takes and gives back about four; the loop keeps a few empty
+ * ones for the next socket instead of an evbuffer_new() and
+ * evbuffer_free() each time.
+ */
+static struct evbuffer *
+buf_get(struct cr_io_loop *loop)
+{
+    if (loop->nspare > 0) {
+        return loop->spare[--loop->nspare];
+    }
+    return evbuffer_new();
+}
+
+static void
+buf_put(struct cr_io_loop *loop, struct evbuffer *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    if (loop->nspare < CR_IO_SPARE_MAX && evbuffer_get_length(b) == 0) {
+        loop->spare[loop->nspare++] = b;
+        return;
+    }
+    evbuffer_free(b);
+}
+
 void
 cr_io_loop_init(struct cr_io_loop *loop, struct event_base *base)
 {
     loop->base = base;
     loop->ncommon = 0;
     loop->nrlists = 0;
+    loop->nspare = 0;
     TAILQ_INIT(&loop->flush);
     event_assign(&loop->flush_ev, base, -1, 0, flush_cb, loop);
 }
@@ -166,6 +195,9 @@ cr_io_loop_fini(struct cr_io_loop *loop)
         cr_tlist_fini(&loop->rlists[i]);
     }
     loop->nrlists = 0;
+    while (loop->nspare > 0) {
+        evbuffer_free(loop->spare[--loop->nspare]);
+    }
 }
 
 void
@@ -191,12 +223,8 @@ cr_io_close(struct cr_io *io)
     if (io->wev != NULL) {
         event_free(io->wev);
     }
-    if (io->in != NULL) {
-        evbuffer_free(io->in);
-    }
-    if (io->out != NULL) {
-        evbuffer_free(io->out);
-    }
+    buf_put(io->loop, io->in);
+    buf_put(io->loop, io->out);
     if (fd >= 0) {
         close(fd);
     }
@@ -209,7 +237,7 @@ struct evbuffer *
 cr_io_in(struct cr_io *io)
 {
     if (io->in == NULL) {
-        io->in = evbuffer_new();
+        io->in = buf_get(io->loop);
     }
     return io->in;
 }
@@ -218,7 +246,7 @@ struct evbuffer *
 cr_io_out(struct cr_io *io)
 {
     if (io->out == NULL) {
-        io->out = evbuffer_new();
+        io->out = buf_get(io->loop);
     }
     return io->out;
 }
@@ -239,7 +267,7 @@ void
 cr_io_trim(struct cr_io *io)
 {
     if (io->in != NULL && evbuffer_get_length(io->in) == 0) {
-        evbuffer_free(io->in);
+        buf_put(io->loop, io->in);
         io->in = NULL;
     }
 }
@@ -540,10 +568,8 @@ do_write(struct cr_io *io)
         }
     } else {
         write_unwait(io);
-        if (io->out != NULL) {
-            evbuffer_free(io->out);
-            io->out = NULL;
-        }
+        buf_put(io->loop, io->out);
+        io->out = NULL;
         if ((io->flags & (CR_IO_F_SHUT | CR_IO_F_SHUT_DONE)) == CR_IO_F_SHUT) {
             io->flags |= CR_IO_F_SHUT_DONE;
             shutdown(cr_io_fd(io), SHUT_WR);

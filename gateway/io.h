@@ -51,11 +51,12 @@ struct evbuffer;
 
 #define CR_IO_COMMON_MAX    8   /* write timeouts as libevent common timeouts */
 #define CR_IO_RLISTS_MAX    16  /* read timeout durations with a timer list */
+#define CR_IO_SPARE_MAX     16  /* empty buffers kept for reuse */
 
 /*
  * One per event base: the sockets with output to write in this iteration,
- * the read timeouts by duration (timer.h lists) and the write timeouts in
- * use as libevent common timeouts (io.c).
+ * the read timeouts by duration (timer.h lists), a few empty buffers for
+ * reuse, and the write timeouts in use as libevent common timeouts (io.c).
  */
 struct cr_io_loop {
     struct event_base   *base;
@@ -63,6 +64,8 @@ struct cr_io_loop {
     TAILQ_HEAD(, cr_io)  flush;
     size_t               nrlists;
     struct cr_tlist      rlists[CR_IO_RLISTS_MAX];
+    size_t               nspare;
+    struct evbuffer     *spare[CR_IO_SPARE_MAX];
     size_t               ncommon;
     uint32_t             common_ms[CR_IO_COMMON_MAX];
     struct timeval       common_tv[CR_IO_COMMON_MAX];
