@@ -1,7 +1,7 @@
 /*
  * listener.c - the worker's own listening sockets.
  *
- * Owns one socket per listen address and the evconnlistener on it. Each
+ * Owns one socket per listen address and the read event on it. Each
  * worker creates, binds and listens on its sockets itself, after fork, with
  * SO_REUSEPORT: the kernel then spreads new connections over the workers
  * (and over two generations during a reload) by hash, and no worker is
@@ -17,7 +17,14 @@
  *   LISTENER_F_PAUSED   cr_listener_pause() (kept for callers that need it)
  *   LISTENER_F_BACKOFF  accept() failed (EMFILE, ENFILE, ENOBUFS...); retry
  *                       in 100 ms rather than spin on a readable socket.
- * The evconnlistener is enabled exactly when neither flag is set.
+ * The read event is added exactly when neither flag is set.
+ *
+ * One connection is taken per readable event, as nginx does by default:
+ * the socket is level-triggered, so the next loop iteration takes the
+ * next one, between the events of the connections already open. Looping
+ * until accept() fails with EAGAIN (what an evconnlistener does) costs
+ * that failing call on nearly every event: 0.7 of an extra accept4 per
+ * connection with 50 clients each opening one per request.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +36,6 @@
 #include <sys/socket.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "conf/conf.h"
 #include "conn.h"
@@ -49,7 +55,7 @@
 struct cr_listener {
     struct cr_worker             *w;
     const struct cr_conf_listen  *conf;
-    struct evconnlistener        *ev;       /* owns the fd */
+    struct event                 *ev;       /* EV_READ on the socket, owns it */
     struct event                 *retry;    /* ends LISTENER_F_BACKOFF */
     unsigned                      flags;    /* LISTENER_F_* */
     uint64_t                      last_log_ms;
@@ -69,9 +75,9 @@ static void
 update_enabled(struct cr_listener *l)
 {
     if (l->flags & (LISTENER_F_PAUSED | LISTENER_F_BACKOFF)) {
-        evconnlistener_disable(l->ev);
+        event_del(l->ev);
     } else {
-        evconnlistener_enable(l->ev);
+        event_add(l->ev, NULL);
     }
 }
 
@@ -127,20 +133,33 @@ reject(int fd)
     warn_capacity();
 }
 
+static void accept_failed(struct cr_listener *l, int err);
+
 static void
-accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
-          int salen, void *arg)
+accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
     struct cr_listener *l = arg;
     struct cr_worker *w = l->w;
     unsigned max = w->conf->limits.max_connections;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd;
 
-    (void)ev;
+    (void)what;
+    fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd == -1) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+            && errno != ECONNABORTED)
+        {
+            accept_failed(l, errno);
+        }
+        return;
+    }
     if (max != 0 && w->nconns >= max) {
         reject(fd);
         return;
     }
-    cr_conn_accept(w, fd, sa, (socklen_t)salen);
+    cr_conn_accept(w, fd, (struct sockaddr *)&ss, len);
 }
 
 static void
@@ -156,19 +175,16 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * accept() failed with something other than EAGAIN, EINTR or ECONNABORTED
- * (libevent retries those itself). Typically EMFILE/ENFILE: the connection
- * stays queued and the socket stays readable, so stop for a moment instead
- * of spinning, and keep serving the connections we have.
+ * (the next event tries again after those). Typically EMFILE/ENFILE: the
+ * connection stays queued and the socket stays readable, so stop for a
+ * moment instead of spinning, and keep serving the connections we have.
  */
 static void
-error_cb(struct evconnlistener *ev, void *arg)
+accept_failed(struct cr_listener *l, int err)
 {
-    struct cr_listener *l = arg;
     struct timeval tv = { 0, LISTENER_BACKOFF_MS * 1000 };
-    int err = EVUTIL_SOCKET_ERROR();
     uint64_t now = now_ms();
 
-    (void)ev;
     if (now - l->last_log_ms >= LISTENER_LOG_EVERY_MS || l->last_log_ms == 0) {
         if (l->suppressed > 0) {
             cr_log_warn("listen %s: accept: %s (%lu more since last report); "
@@ -241,16 +257,11 @@ cr_listener_open(struct cr_worker *w, const struct cr_conf_listen *lc,
         goto fail_errno;
     }
 
-    /* backlog 0: already listening (-1 would listen() again with 128) */
-    l->ev = evconnlistener_new(w->base, accept_cb, l,
-                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-    if (l->ev == NULL) {
-        snprintf(err, errlen, "listen %s: cannot create the event listener",
-                 lc->addr.text);
+    l->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, accept_cb, l);
+    if (l->ev == NULL || event_add(l->ev, NULL) == -1) {
+        snprintf(err, errlen, "listen %s: cannot watch the socket", lc->addr.text);
         goto fail;
     }
-    fd = -1;                                /* the evconnlistener owns it */
-    evconnlistener_set_error_cb(l->ev, error_cb);
 
     l->retry = evtimer_new(w->base, retry_cb, l);
     if (l->retry == NULL) {
@@ -264,11 +275,11 @@ cr_listener_open(struct cr_worker *w, const struct cr_conf_listen *lc,
 fail_errno:
     snprintf(err, errlen, "listen %s: %s: %s", lc->addr.text, what, strerror(errno));
 fail:
+    if (l->ev != NULL) {
+        event_free(l->ev);
+    }
     if (fd != -1) {
         close(fd);
-    }
-    if (l->ev != NULL) {
-        evconnlistener_free(l->ev);
     }
     free(l);
     return NULL;
@@ -304,7 +315,7 @@ cr_listener_accept_pending(struct cr_listener *l)
     unsigned n, taken = 0;
     int lfd, fd;
 
-    lfd = evconnlistener_get_fd(l->ev);
+    lfd = (int)event_get_fd(l->ev);
     for (n = 0; n < LISTENER_PENDING_MAX; n++) {
         len = sizeof(ss);
         fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -326,18 +337,22 @@ cr_listener_accept_pending(struct cr_listener *l)
 int
 cr_listener_fd(struct cr_listener *l)
 {
-    return evconnlistener_get_fd(l->ev);
+    return (int)event_get_fd(l->ev);
 }
 
 void
 cr_listener_close(struct cr_listener *l)
 {
+    int fd;
+
     if (l == NULL) {
         return;
     }
     if (l->retry != NULL) {
         event_free(l->retry);
     }
-    evconnlistener_free(l->ev);
+    fd = (int)event_get_fd(l->ev);
+    event_free(l->ev);
+    close(fd);
     free(l);
 }

@@ -2,7 +2,7 @@
  * listener.h - the worker's own listening sockets.
  *
  * Owns one socket per listen address, created, bound and listened on by the
- * worker itself after fork with SO_REUSEPORT, and the evconnlistener on it.
+ * worker itself after fork with SO_REUSEPORT, and the read event on it.
  * Accepted fds are handed to cr_conn_accept().
  */
 #ifndef CR_LISTENER_H
