@@ -41,6 +41,11 @@
 #define LINGER_MS       2000
 #define DRAIN_GRACE_MS  3000    /* first request of a conn accepted pre-drain */
 
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct cr_conn) <= 320,
+               "struct cr_conn outgrew its jemalloc size class (320): idle memory");
+#endif
+
 static void io_cb(evutil_socket_t fd, short what, void *arg);
 static void request_begin(struct cr_conn *c);
 static void write_done(struct cr_conn *c);

@@ -82,14 +82,19 @@ struct cr_req {
     struct cr_access_req     alog;          /* access log fields, request id */
 };
 
+/*
+ * What an idle keep-alive connection costs, with its socket's struct
+ * event in io: 320 bytes on LP64, one jemalloc size class (conn.c checks
+ * it). Hence the narrow fields.
+ */
 struct cr_conn {
     TAILQ_ENTRY(cr_conn)     link;      /* in w->conns */
     struct cr_worker        *w;
     struct cr_io             io;
     struct cr_timer          timer;     /* on one of w's conn timer lists */
-    enum cr_conn_timer       timer_kind;
-    enum cr_conn_state       state;
-    unsigned                 flags;     /* CR_CONN_F_* */
+    uint8_t                  timer_kind;    /* enum cr_conn_timer */
+    uint8_t                  state;     /* enum cr_conn_state */
+    uint16_t                 flags;     /* CR_CONN_F_* */
     unsigned                 nreqs;     /* requests seen on this conn */
     uint64_t                 id;
     struct cr_req           *rq;        /* NULL while idle */

@@ -6,7 +6,7 @@
  * interest really changes (a full send buffer, a paused reader, a close).
  */
 #include <errno.h>
-#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -88,19 +88,22 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
  * timeout); a timer.h list of the same duration costs an unlink and an
  * append. A worker has a few read timeouts (request body, each upstream's
  * read and try timeouts, idle upstream connections); past
- * CR_IO_RLISTS_MAX durations the rest are rev's own libevent timeout.
+ * CR_IO_RLISTS_MAX durations, or without memory for the timer, a read
+ * timeout is rev's own libevent timeout.
+ *
+ * The timer is made on first use and kept until the socket closes: an
+ * idle client connection, which has no read timeout, does not carry one.
  */
-static struct cr_io *
-rtimer_io(struct cr_timer *t)
-{
-    return (struct cr_io *)(void *)((char *)t - offsetof(struct cr_io, rtimer));
-}
+struct cr_io_rtimer {
+    struct cr_timer      t;         /* first: rtimer_fire() gets &t */
+    struct cr_io        *io;
+};
 
 /* The list's timer stopped <t> before this call: a read timeout fires once. */
 static void
 rtimer_fire(struct cr_timer *t)
 {
-    struct cr_io *io = rtimer_io(t);
+    struct cr_io *io = ((struct cr_io_rtimer *)(void *)t)->io;
 
     event_get_callback(&io->rev)(cr_io_fd(io), EV_TIMEOUT, event_get_callback_arg(&io->rev));
 }
@@ -122,28 +125,40 @@ rlist(struct cr_io_loop *loop, uint32_t ms)
     return &loop->rlists[loop->nrlists++];
 }
 
+static void
+rtimeout_stop(struct cr_io *io)
+{
+    if (io->rt != NULL) {
+        cr_timer_stop(&io->rt->t);
+    }
+}
+
 /* (Re)start the read timeout of <io>, whose rev is added; none if rto_ms is 0. */
 static void
 rtimeout_start(struct cr_io *io)
 {
     struct cr_tlist *l = io->rto_ms ? rlist(io->loop, io->rto_ms) : NULL;
+    struct timeval tv;
 
-    if (l != NULL || io->rto_ms == 0) {
+    if (l != NULL && io->rt == NULL && (io->rt = calloc(1, sizeof(*io->rt))) != NULL) {
+        io->rt->io = io;
+    }
+    if (io->rto_ms == 0 || (l != NULL && io->rt != NULL)) {
         if (io->flags & CR_IO_F_EVTIMEOUT) {
             event_remove_timer(&io->rev);
             io->flags &= ~CR_IO_F_EVTIMEOUT;
         }
-        cr_timer_start(&io->rtimer, l);     /* stops it when <l> is NULL */
+        if (l != NULL) {
+            cr_timer_start(&io->rt->t, l);
+        } else {
+            rtimeout_stop(io);
+        }
         return;
     }
-    {
-        struct timeval tv;
-
-        cr_timer_stop(&io->rtimer);
-        ms_tv(io->loop, &tv, io->rto_ms);
-        event_add(&io->rev, &tv);
-        io->flags |= CR_IO_F_EVTIMEOUT;
-    }
+    rtimeout_stop(io);
+    ms_tv(io->loop, &tv, io->rto_ms);
+    event_add(&io->rev, &tv);
+    io->flags |= CR_IO_F_EVTIMEOUT;
 }
 
 /*
@@ -219,7 +234,11 @@ cr_io_close(struct cr_io *io)
         TAILQ_REMOVE(&io->loop->flush, io, flush_link);
     }
     event_del(&io->rev);
-    cr_timer_stop(&io->rtimer);
+    if (io->rt != NULL) {
+        cr_timer_stop(&io->rt->t);
+        free(io->rt);
+        io->rt = NULL;
+    }
     if (io->wev != NULL) {
         event_free(io->wev);
     }
@@ -312,7 +331,7 @@ read_update(struct cr_io *io)
         rtimeout_start(io);
     } else if (io->flags & CR_IO_F_RADDED) {
         event_del(&io->rev);
-        cr_timer_stop(&io->rtimer);
+        rtimeout_stop(io);
         io->flags &= ~(CR_IO_F_RADDED | CR_IO_F_EVTIMEOUT);
     }
 }
@@ -613,8 +632,8 @@ cr_io_handle(struct cr_io *io, short what)
     }
     if ((what & EV_READ) && (io->flags & CR_IO_F_READ)) {
         /* activity: the read timeout starts over (rev's own one by itself) */
-        if (io->rtimer.list != NULL) {
-            cr_timer_start(&io->rtimer, io->rtimer.list);
+        if (io->rt != NULL && io->rt->t.list != NULL) {
+            cr_timer_start(&io->rt->t, io->rt->t.list);
         }
         r |= do_read(io);
     }

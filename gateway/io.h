@@ -35,6 +35,7 @@
 #include "timer.h"
 
 struct evbuffer;
+struct cr_io_rtimer;
 
 #define CR_IO_LOW_WATER     (64 * 1024)     /* DRAINED at or below this */
 #define CR_IO_READ_CHUNK    (16 * 1024 - 128)   /* a first read (fits 16 KiB) */
@@ -76,7 +77,8 @@ struct cr_io {
     TAILQ_ENTRY(cr_io)   flush_link;    /* while CR_IO_F_FLUSH */
     struct event         rev;       /* EV_READ|EV_PERSIST, owner's callback */
     struct event        *wev;       /* EV_WRITE|EV_PERSIST, made on first wait */
-    struct cr_timer      rtimer;    /* the read timeout, on a loop->rlists */
+    struct cr_io_rtimer *rt;        /* read timeout on a loop->rlists list,
+                                       made on first use (io.c) */
     struct evbuffer     *in;        /* NULL until something is read */
     struct evbuffer     *out;       /* NULL when nothing is queued */
     uint32_t             read_max;  /* stop reading at this much input */
