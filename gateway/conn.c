@@ -642,11 +642,14 @@ cr_conn_body_start(struct cr_conn *c)
         cr_http_parser_resume(&c->rq->p);
         /*
          * A client that stops sending its body must not hold this conn
-         * and an upstream conn forever. libevent suspends the read timeout
-         * while reading is disabled for backpressure, so a slow upstream
-         * does not trigger it.
+         * and an upstream conn forever. A read timeout runs only while
+         * reading (io.c), so a slow upstream that pauses our reading for
+         * backpressure does not trigger it. A request without a body
+         * (no Content-Length, not chunked) needs none.
          */
-        if (!c->rq->p.msg_done) {
+        if (!c->rq->p.msg_done && ((c->rq->p.flags & CR_HTTP_F_CHUNKED)
+                                   || c->rq->p.content_length > 0))
+        {
             set_read_timeout(c, c->w->conf->limits.body_timeout_ms);
         }
     }

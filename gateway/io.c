@@ -91,8 +91,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
  * CR_IO_RLISTS_MAX durations, or without memory for the timer, a read
  * timeout is rev's own libevent timeout.
  *
- * The timer is made on first use and kept until the socket closes: an
- * idle client connection, which has no read timeout, does not carry one.
+ * The timer is made when a read timeout starts and freed when the socket
+ * has none any more: an idle client connection does not carry one.
  */
 struct cr_io_rtimer {
     struct cr_timer      t;         /* first: rtimer_fire() gets &t */
@@ -150,8 +150,11 @@ rtimeout_start(struct cr_io *io)
         }
         if (l != NULL) {
             cr_timer_start(&io->rt->t, l);
-        } else {
-            rtimeout_stop(io);
+        } else if (io->rt != NULL) {
+            /* no read timeout now: an idle keep-alive client keeps no timer */
+            cr_timer_stop(&io->rt->t);
+            free(io->rt);
+            io->rt = NULL;
         }
         return;
     }
