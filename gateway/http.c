@@ -562,7 +562,7 @@ on_header_field_complete(llhttp_t *p)
     f = &hp->fields[hp->nfields - 1];
     name = cr_http_str(hp, f->name);
     for (i = 0; i < f->name.len; i++) {
-        if (!tchars[(unsigned char)name[i]]) {
+        if (!is_tchar((unsigned char)name[i])) {
             return fail(hp, hp->is_request ? 400 : 502, "invalid header name");
         }
     }

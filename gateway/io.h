@@ -78,7 +78,7 @@ struct cr_io {
     struct event         rev;       /* EV_READ|EV_PERSIST, owner's callback */
     struct event        *wev;       /* EV_WRITE|EV_PERSIST, made on first wait */
     struct cr_io_rtimer *rt;        /* read timeout on a loop->rlists list,
-                                       made on first use (io.c) */
+                                       only while one is set (io.c) */
     struct evbuffer     *in;        /* NULL until something is read */
     struct evbuffer     *out;       /* NULL when nothing is queued */
     uint32_t             read_max;  /* stop reading at this much input */

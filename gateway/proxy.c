@@ -1241,6 +1241,7 @@ pump_response(struct cr_proxy *p)
         {
             size_t body = (size_t)(p->move_end - p->move_start);
             struct evbuffer *out = cr_io_out(&p->c->io);
+            int ok;
 
             /*
              * A small body is copied behind the head, so the response
@@ -1248,19 +1249,17 @@ pump_response(struct cr_proxy *p)
              * is freed here; a bigger one moves by whole chains.
              */
             if (body <= PROXY_COPY_MAX) {
-                if (out == NULL || evbuffer_add(out, p->move_start, body) == -1) {
-                    p->move_start = p->move_end = NULL;
-                    proxy_fail(p, 502, "out of memory");
-                    return;
-                }
+                ok = out != NULL && evbuffer_add(out, p->move_start, body) == 0;
                 evbuffer_drain(uc->io.in, n);
             } else {
                 evbuffer_drain(uc->io.in, n - body);
-                if (out == NULL || evbuffer_remove_buffer(uc->io.in, out, body) != (int)body) {
-                    p->move_start = p->move_end = NULL;
-                    proxy_fail(p, 502, "out of memory");
-                    return;
-                }
+                ok = out != NULL
+                     && evbuffer_remove_buffer(uc->io.in, out, body) == (int)body;
+            }
+            if (!ok) {
+                p->move_start = p->move_end = NULL;
+                proxy_fail(p, 502, "out of memory");
+                return;
             }
             cr_io_flush_soon(&p->c->io);
         } else if (p->move_start != NULL && p->move_end != p->move_start) {
