@@ -63,6 +63,33 @@ static struct access_log alog = { .fd = -1 };
 
 static uint64_t id_seed;
 static uint64_t id_counter;
+static char     id_prefix[16] = "0000000000000000"; /* hex16(mix(id_seed)) */
+
+/* splitmix64's finaliser: a bijection, so distinct inputs never collide. */
+static uint64_t
+mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* <v> as 16 lower-case hex digits (once per request: no printf). */
+static void
+hex16(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    int i;
+
+    for (i = 14; i >= 0; i -= 2) {
+        out[i + 1] = digits[v & 15];
+        out[i] = digits[(v >> 4) & 15];
+        v >>= 8;
+    }
+}
 
 /* ---------------------------------------------------------------------- */
 /* Files                                                                   */
@@ -161,6 +188,7 @@ cr_access_log_open(const struct cr_conf *conf, struct event_base *base, char *er
         id_seed = (uint64_t)getpid() << 32 ^ cr_stats_now_us();
     }
     id_counter = 0;
+    hex16(id_prefix, mix(id_seed));
     if (lc->path == NULL) {
         return CR_OK;
     }
@@ -452,30 +480,6 @@ cr_access_log_request(const struct cr_access_entry *e)
 /* ---------------------------------------------------------------------- */
 /* Request ids                                                             */
 
-/* splitmix64's finaliser: a bijection, so distinct inputs never collide. */
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-/* <v> as 16 lower-case hex digits (once per request: no printf). */
-static void
-hex16(char *out, uint64_t v)
-{
-    int i;
-
-    for (i = 15; i >= 0; i--) {
-        out[i] = "0123456789abcdef"[v & 15];
-        v >>= 4;
-    }
-}
-
 void
 cr_access_req_begin(struct cr_access_req *r, const struct cr_http_parser *hp)
 {
@@ -490,7 +494,7 @@ cr_access_req_begin(struct cr_access_req *r, const struct cr_http_parser *hp)
         return;
     }
     id_counter++;
-    hex16(r->id, mix(id_seed));
+    memcpy(r->id, id_prefix, sizeof(id_prefix));
     hex16(r->id + 16, mix(id_seed ^ mix(id_counter)));
     r->id[32] = '\0';
     r->id_generated = 1;

@@ -239,7 +239,7 @@ request_end(struct cr_conn *c)
         return;
     }
     c->flags &= ~CR_CONN_F_IN_REQ;
-    us = cr_stats_now_us() - rq->start_us;
+    us = cr_stats_since_us(rq->start_us);
     CR_STAT_DEC(requests_active);
     cr_shm_hist_add(&cr_stats_slot->request_time, us);
     if (rq->resp_status == 0) {

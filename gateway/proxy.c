@@ -1221,7 +1221,7 @@ pump_response(struct cr_proxy *p)
             return;
         }
         if (!(p->flags & P_RESP_BYTES)) {
-            uint64_t us = cr_stats_now_us() - p->sent_us;
+            uint64_t us = cr_stats_since_us(p->sent_us);
 
             p->flags |= P_RESP_BYTES;
             if (p->pool->conf->try_timeout_ms != 0) {

@@ -25,12 +25,24 @@ void cr_stats_attach(struct cr_shm_header *h, int slot);
 /* Set the slot's state (enum cr_shm_slot_state) and pid. */
 void cr_stats_set_state(unsigned state);
 
-/* Keep the heartbeat fresh from <base>'s loop (every 250 ms). */
+/*
+ * Keep the heartbeat fresh from <base>'s loop (every 250 ms), and read
+ * the time for durations from that loop's clock (below) until stopped.
+ */
 int  cr_stats_heartbeat_start(struct event_base *base);
 void cr_stats_heartbeat_stop(void);
 
-/* Monotonic microseconds, for durations. */
+/*
+ * Microseconds, for durations. In a worker this is the time its event loop
+ * read when it last woke (libevent's cached clock), as nginx does: a request
+ * costs no clock reads, and everything done in one loop iteration shares
+ * one time. It follows the monotonic clock, resynced with the wall clock
+ * every few seconds, so take differences with cr_stats_since_us().
+ */
 uint64_t cr_stats_now_us(void);
+
+/* Microseconds since <start> (a cr_stats_now_us() value), never negative. */
+uint64_t cr_stats_since_us(uint64_t start);
 
 /* Per route / per upstream server rows of this slot (scratch if row < 0). */
 struct cr_shm_route_stats  *cr_stats_route(int row);
