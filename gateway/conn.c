@@ -317,7 +317,15 @@ close_after_flush(struct cr_conn *c, int linger)
     arm_timer(c, CR_CONN_T_NONE);
     if (cr_io_out_len(&c->io) == 0) {
         write_done(c);
+        return;
     }
+    /*
+     * The answer is the last thing this side sends: its FIN goes out with
+     * its last bytes, one segment fewer per one-shot connection. The
+     * shutdown also comes before close(), so the answer is on its way
+     * even if close() then resets for unread input.
+     */
+    cr_io_shutdown_wr(&c->io);
 }
 
 /*
@@ -891,7 +899,7 @@ write_done(struct cr_conn *c)
         }
         /* lingering close: FIN now, drop whatever still comes, then close */
         if (c->timer_kind != CR_CONN_T_LINGER) {
-            shutdown(cr_io_fd(&c->io), SHUT_WR);
+            cr_io_shutdown_wr(&c->io);      /* no-op if the write did it */
             arm_timer(c, CR_CONN_T_LINGER);
             cr_io_set_timeouts(&c->io, 0, 0);
             cr_io_read(&c->io, 1);

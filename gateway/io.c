@@ -451,6 +451,9 @@ cr_io_connect(struct cr_io *io, const struct sockaddr *sa, socklen_t len)
 void
 cr_io_shutdown_wr(struct cr_io *io)
 {
+    if (io->flags & CR_IO_F_SHUT) {
+        return;             /* done, or due once the queue is written */
+    }
     io->flags |= CR_IO_F_SHUT;
     if (cr_io_out_len(io) == 0) {
         cr_io_flush_soon(io);
@@ -541,19 +544,30 @@ do_read(struct cr_io *io)
  * One write of what is queued, up to CR_IO_WRITE_VECS pieces: send(2) when
  * it is a single piece (most responses to small requests, and each piece
  * of a streamed body), writev(2) otherwise.
+ *
+ * Once the write side is to be shut (CR_IO_F_SHUT), writes say MSG_MORE:
+ * the kernel holds back a last part smaller than a segment, and the
+ * shutdown() that do_write() makes when the queue is empty sends it with
+ * the FIN in one segment, not a segment and then a lone FIN. Full-sized
+ * segments still leave at once, and the shutdown pushes what is held.
  */
 static ssize_t
 write_out(struct cr_io *io)
 {
     struct evbuffer_iovec vec[CR_IO_WRITE_VECS];
     int nvec = evbuffer_peek(io->out, -1, NULL, vec, CR_IO_WRITE_VECS);
+    int more = (io->flags & CR_IO_F_SHUT) ? MSG_MORE : 0;
     ssize_t n;
 
     if (nvec > CR_IO_WRITE_VECS) {
         nvec = CR_IO_WRITE_VECS;
     }
     if (nvec == 1) {
-        n = send(cr_io_fd(io), vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL);
+        n = send(cr_io_fd(io), vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL | more);
+    } else if (more) {
+        struct msghdr msg = { .msg_iov = (struct iovec *)vec, .msg_iovlen = (size_t)nvec };
+
+        n = sendmsg(cr_io_fd(io), &msg, MSG_NOSIGNAL | more);
     } else {
         n = writev(cr_io_fd(io), (struct iovec *)vec, nvec);
     }

@@ -150,7 +150,10 @@ void cr_io_set_timeouts(struct cr_io *io, uint32_t read_ms, uint32_t write_ms);
  */
 int cr_io_connect(struct cr_io *io, const struct sockaddr *sa, socklen_t len);
 
-/* Shut the write side once everything queued is written. */
+/*
+ * Shut the write side once everything queued, and anything queued later,
+ * is written: the FIN leaves with the last bytes (io.c, write_out()).
+ */
 void cr_io_shutdown_wr(struct cr_io *io);
 
 /* Do the socket work event <what> calls for; returns CR_IO_R_* bits. */

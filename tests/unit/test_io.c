@@ -4,6 +4,9 @@
  * while reading, kept on per-duration timer lists or, past
  * CR_IO_RLISTS_MAX durations, as rev's own libevent timeout).
  *
+ * One test uses a TCP connection on 127.0.0.1: that a shut write side
+ * sends its FIN in the segment with the last bytes.
+ *
  * Time is only ever checked from below (a timeout must not come early,
  * a paused one must not come at all), so a slow machine cannot fail it.
  */
@@ -13,6 +16,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -280,11 +286,79 @@ test_io_read_timeout_many_durations(void **state)
     assert_int_equal(quiet[1].timeouts, 0);
 }
 
+/* A connected TCP pair on 127.0.0.1: *a non-blocking, *b blocking. */
+static void
+tcp_pair(int *a, int *b)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sin);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(l >= 0);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    *a = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*a >= 0);
+    assert_int_equal(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    *b = accept(l, NULL, NULL);
+    assert_true(*b >= 0);
+    close(l);
+    assert_int_equal(fcntl(*a, F_SETFL, fcntl(*a, F_GETFL) | O_NONBLOCK), 0);
+}
+
+static uint32_t
+segs_out(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+    return ti.tcpi_segs_out;
+}
+
+/*
+ * An answer followed by a shut write side leaves as one segment carrying
+ * data and FIN (MSG_MORE until the shutdown), not data and then a lone FIN;
+ * the peer reads all of it, then EOF.
+ */
+static void
+test_io_shutdown_fin_with_last_bytes(void **state)
+{
+    struct side s;
+    char buf[64];
+    uint32_t before;
+    int a, b;
+
+    (void)state;
+    memset(&s, 0, sizeof(s));
+    tcp_pair(&a, &b);
+    cr_io_init(&s.io, &loop, a, side_cb, &s);
+    s.peer = b;
+    before = segs_out(a);
+
+    assert_int_equal(cr_io_write(&s.io, "the last words", 14), 0);
+    cr_io_shutdown_wr(&s.io);
+    assert_int_equal(cr_io_write(&s.io, ", and more", 10), 0);
+    run_for(50);
+    assert_true(s.seen & CR_IO_R_DRAINED);
+    assert_int_equal(cr_io_out_len(&s.io), 0);
+    assert_int_equal(segs_out(a) - before, 1);
+
+    assert_int_equal(read(b, buf, sizeof(buf)), 24);
+    assert_memory_equal(buf, "the last words, and more", 24);
+    assert_int_equal(read(b, buf, sizeof(buf)), 0);
+    side_close(&s);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_io_reads_and_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_shutdown_fin_with_last_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_read_timeout_fires_not_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_read_timeout_restarts_on_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_read_timeout_only_while_reading, setup,
