@@ -34,10 +34,11 @@ void cr_stats_heartbeat_stop(void);
 
 /*
  * Microseconds, for durations. In a worker this is the time its event loop
- * read when it last woke (libevent's cached clock), as nginx does: a request
- * costs no clock reads, and everything done in one loop iteration shares
- * one time. It follows the monotonic clock, resynced with the wall clock
- * every few seconds, so take differences with cr_stats_since_us().
+ * read when it last woke (libevent's cached clock, CLOCK_MONOTONIC with
+ * the precise-timer flag worker.c sets), as nginx does: a request costs no
+ * clock reads, and everything done in one loop iteration shares one time.
+ * It carries an offset to the wall clock that libevent renews every 5 s,
+ * so take differences with cr_stats_since_us().
  */
 uint64_t cr_stats_now_us(void);
 
