@@ -71,7 +71,7 @@ def env_list(name, default, quick=None):
 
 class Cfg:
     quick = bool(os.environ.get("QUICK"))
-    rounds = env_int("ROUNDS", 3, 1)
+    rounds = env_int("ROUNDS", 5, 1)
     duration = env_int("DURATION", 10, 2)
     idle = env_int("IDLE", 10000, 2000)
     syscall_requests = env_int("SYSCALL_REQUESTS", 20000, 5000)

@@ -4,7 +4,7 @@
 # bench/bench.py; this checks the tools and starts it. bench/README.md says
 # what is measured and how.
 #
-#   bench/run.sh                    full run: pinned and unpinned, 3 rounds x 10 s
+#   bench/run.sh                    full run: pinned and unpinned, 5 rounds x 10 s
 #   QUICK=1 bench/run.sh            pinned, 1 round x 3 s, 2,000 idle connections
 #   TARGETS="direct corral nginx" SCENARIOS="ka50 ka500" MODES=pinned bench/run.sh
 set -euo pipefail
