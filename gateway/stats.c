@@ -7,7 +7,6 @@
  * heartbeat to the master and to corralctl.
  */
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,28 +19,19 @@ static struct cr_shm_route_stats    scratch_route;
 static struct cr_shm_server_stats   scratch_server;
 static struct cr_shm_header        *stats_hdr;
 static struct event                *heartbeat_ev;
-static struct event_base           *clock_base;     /* cached clock, if set */
 
 struct cr_shm_slot *cr_stats_slot = &scratch_slot;
 
 uint64_t
 cr_stats_now_us(void)
 {
-    struct timeval tv;
+    struct timespec ts;
 
 #ifdef CR_NO_STATS
     return 0;
 #endif
-    /*
-     * Inside a callback this is libevent's time of the last wake-up, from
-     * the vDSO's monotonic clock, plus an offset to the wall clock that it
-     * renews every 5 s. Outside the loop, or without a loop, it reads the
-     * wall clock: the same base either way, so differences stay sensible.
-     */
-    if (clock_base == NULL || event_base_gettimeofday_cached(clock_base, &tv) == -1) {
-        gettimeofday(&tv, NULL);
-    }
-    return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 uint64_t
@@ -49,7 +39,7 @@ cr_stats_since_us(uint64_t start)
 {
     uint64_t now = cr_stats_now_us();
 
-    return now > start ? now - start : 0;   /* a wall clock step back */
+    return now > start ? now - start : 0;
 }
 
 static uint64_t
@@ -99,7 +89,6 @@ cr_stats_heartbeat_start(struct event_base *base)
     if (heartbeat_ev == NULL || event_add(heartbeat_ev, &tv) == -1) {
         return -1;
     }
-    clock_base = base;
     heartbeat_cb(-1, 0, NULL);
     return 0;
 }
@@ -111,7 +100,6 @@ cr_stats_heartbeat_stop(void)
         event_free(heartbeat_ev);
         heartbeat_ev = NULL;
     }
-    clock_base = NULL;
 }
 
 struct cr_shm_route_stats *

@@ -25,24 +25,19 @@ void cr_stats_attach(struct cr_shm_header *h, int slot);
 /* Set the slot's state (enum cr_shm_slot_state) and pid. */
 void cr_stats_set_state(unsigned state);
 
-/*
- * Keep the heartbeat fresh from <base>'s loop (every 250 ms), and read
- * the time for durations from that loop's clock (below) until stopped.
- */
+/* Keep the heartbeat fresh from <base>'s loop (every 250 ms). */
 int  cr_stats_heartbeat_start(struct event_base *base);
 void cr_stats_heartbeat_stop(void);
 
 /*
- * Microseconds, for durations. In a worker this is the time its event loop
- * read when it last woke (libevent's cached clock, CLOCK_MONOTONIC with
- * the precise-timer flag worker.c sets), as nginx does: a request costs no
- * clock reads, and everything done in one loop iteration shares one time.
- * It carries an offset to the wall clock that libevent renews every 5 s,
- * so take differences with cr_stats_since_us().
+ * Monotonic microseconds, for durations: CLOCK_MONOTONIC through the vDSO
+ * each time. (Not a time cached per loop iteration: libevent caches its
+ * coarse clock, a tick of 1 to 4 ms, and its precise one costs a
+ * timerfd_settime per iteration; tests/integration/54-request-timing.sh.)
  */
 uint64_t cr_stats_now_us(void);
 
-/* Microseconds since <start> (a cr_stats_now_us() value), never negative. */
+/* Microseconds since <start>, a cr_stats_now_us() value. */
 uint64_t cr_stats_since_us(uint64_t start);
 
 /* Per route / per upstream server rows of this slot (scratch if row < 0). */

@@ -44,26 +44,6 @@
 
 #define WORKER_STEER_GRACE_MS   300     /* drain: keep accepting this long */
 
-/*
- * The worker's loop reads CLOCK_MONOTONIC, not libevent's default of the
- * coarse clock (a tick, 1 to 4 ms): request durations are taken from the
- * time the loop caches when it wakes (stats.c), so its resolution is theirs.
- */
-static struct event_base *
-new_base(void)
-{
-    struct event_config *cfg = event_config_new();
-    struct event_base *base;
-
-    if (cfg == NULL) {
-        return NULL;
-    }
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-    base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    return base;
-}
-
 static void
 fatal_cb(int err)
 {
@@ -262,7 +242,7 @@ cr_worker_run(const struct cr_conf *conf, unsigned id, unsigned generation,
     ignore_signal(SIGHUP);
     event_set_fatal_callback(fatal_cb);
 
-    w.base = new_base();
+    w.base = event_base_new();
     if (w.base == NULL) {
         cr_log_error("cannot create the event loop");
         w.exit_code = CR_EXIT_SETUP;
