@@ -754,7 +754,7 @@ def summary(results, agg):
                 L.append("")
                 L.append("corral req/CPU-s / better peer (%s): **%.2f**" % (bp, c["rpc"] / bv))
     L.append("")
-    L.append("## Targets of the issue")
+    L.append("## corral's targets")
     L.append("")
     L.append("| check | mode | scenario | corral | better peer | ratio | met |")
     L.append("|---|---|---|---|---|---|---|")

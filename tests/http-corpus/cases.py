@@ -356,8 +356,8 @@ ok(CAT, "te-chunked-get-empty", "GET", "/c", [HOST, TE_CHUNKED], b"", sent=b"0\r
 # RFC 9110 §5.6.1)
 
 CAT = "te-obfuscation"
-# The gateway's own contract (issue: "obfuscated Transfer-Encoding (spaces,
-# tabs, ...)") allows refusing whitespace games in Transfer-Encoding outright,
+# The gateway's own contract (obfuscated Transfer-Encoding: spaces, tabs,
+# ... are refused) allows refusing whitespace games in Transfer-Encoding outright,
 # which the RFC does not require; a refusal (400, nothing forwarded) is
 # accepted as well as the RFC's reading for those.
 OBFUSCATION_REFUSED = (out(400),)
